@@ -1,0 +1,17 @@
+"""Dramatiq actors: thin, ids only, each calling a service function tests can call directly."""
+
+from __future__ import annotations
+
+import dramatiq
+
+from trainingdash.broker import setup_broker
+
+setup_broker()
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3, time_limit=30 * 60 * 1000)
+def rescore_examples(example_ids: list[int], scorer: str = "") -> int:
+    from collection.models import TrainingExample
+    from collection.scoring import rescore
+
+    return rescore(TrainingExample.objects.filter(pk__in=example_ids), scorer or None)

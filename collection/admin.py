@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from collection.models import AgentAction, Execution, Message, Task, ToolCall, TrainingExample
+
+
+@admin.register(Task)
+class TaskAdmin(admin.ModelAdmin):
+    list_display = ["name", "category", "difficulty", "source_template", "created_at"]
+    list_filter = ["category", "difficulty"]
+    search_fields = ["name", "description", "source_template"]
+
+
+class TrainingExampleInline(admin.StackedInline):
+    model = TrainingExample
+    extra = 0
+    raw_id_fields = ["reviewer"]
+
+
+@admin.register(Execution)
+class ExecutionAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "task",
+        "status",
+        "is_partial",
+        "success",
+        "source",
+        "model",
+        "num_turns",
+        "cost_usd",
+        "duration_ms",
+        "created_at",
+    ]
+    list_filter = ["status", "is_partial", "success", "source", "task__category", "model"]
+    search_fields = ["session_id", "task__name", "error"]
+    raw_id_fields = ["task", "created_by"]
+    date_hierarchy = "created_at"
+    inlines = [TrainingExampleInline]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ["execution", "seq", "type", "subtype", "parent_tool_use_id", "uuid"]
+    list_filter = ["type"]
+    search_fields = ["uuid", "execution__session_id"]
+    raw_id_fields = ["execution"]
+
+
+@admin.register(ToolCall)
+class ToolCallAdmin(admin.ModelAdmin):
+    list_display = ["execution", "name", "is_error", "agent_id", "tool_use_id"]
+    list_filter = ["name", "is_error"]
+    search_fields = ["tool_use_id", "execution__session_id"]
+    raw_id_fields = ["execution", "requested_in", "answered_in"]
+
+
+@admin.register(AgentAction)
+class AgentActionAdmin(admin.ModelAdmin):
+    list_display = ["execution", "agent_id", "role", "action_type", "tool_name", "confidence"]
+    list_filter = ["role", "action_type"]
+    search_fields = ["agent_id", "reasoning"]
+    raw_id_fields = ["execution", "parent"]
+
+
+@admin.register(TrainingExample)
+class TrainingExampleAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "task_name",
+        "category",
+        "quality_score",
+        "is_golden",
+        "validated",
+        "reviewer",
+        "reviewed_at",
+    ]
+    list_filter = [
+        "is_golden",
+        "validated",
+        "execution__task__category",
+        "execution__task__difficulty",
+        "execution__status",
+        "execution__source",
+    ]
+    search_fields = ["execution__task__name", "validator_notes"]
+    raw_id_fields = ["execution", "reviewer"]
+    actions = ["rescore", "mark_golden", "unmark_golden"]
+
+    @admin.display(ordering="execution__task__name")
+    def task_name(self, obj: TrainingExample) -> str:
+        return obj.execution.task.name
+
+    @admin.display(ordering="execution__task__category")
+    def category(self, obj: TrainingExample) -> str:
+        return obj.execution.task.category
+
+    @admin.action(description="Rescore with the configured scorer (background job)")
+    def rescore(self, request: HttpRequest, queryset: QuerySet[TrainingExample]) -> None:
+        from collection.actors import rescore_examples
+
+        ids = list(queryset.values_list("pk", flat=True))
+        transaction.on_commit(lambda: rescore_examples.send(ids))
+        self.message_user(request, f"Queued rescoring of {len(ids)} examples.", messages.SUCCESS)
+
+    @admin.action(description="Mark as golden")
+    def mark_golden(self, request: HttpRequest, queryset: QuerySet[TrainingExample]) -> None:
+        n = queryset.update(is_golden=True)
+        self.message_user(request, f"Marked {n} examples golden.", messages.SUCCESS)
+
+    @admin.action(description="Unmark golden")
+    def unmark_golden(self, request: HttpRequest, queryset: QuerySet[TrainingExample]) -> None:
+        n = queryset.update(is_golden=False)
+        self.message_user(request, f"Unmarked {n} examples.", messages.SUCCESS)

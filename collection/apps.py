@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class CollectionConfig(AppConfig):
+    name = "collection"
+    verbose_name = "Collection"
+
+    def ready(self) -> None:
+        from collection.roles import sync_roles
+
+        # Sent once per app: a model's permissions exist only after its app's post_migrate.
+        post_migrate.connect(sync_roles, dispatch_uid="collection-sync-roles")

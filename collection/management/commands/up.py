@@ -1,0 +1,127 @@
+"""Run trainingdash on this machine: migrate, first admin, embedded services, web and worker."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from collection.roles import ADMIN, assign_role
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket() as probe:
+        if probe.connect_ex((host, port)) == 0:
+            raise CommandError(f"{host}:{port} is already in use; set PORT=... to another port")
+
+
+class Command(BaseCommand):
+    help = "Start trainingdash: web app and worker (Ctrl-C stops both)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default=os.environ.get("TRAININGDASH_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+        parser.add_argument("--worker-threads", type=int, default=4)
+        parser.add_argument(
+            "--setup-only", action="store_true", help="migrate and create the admin, then exit"
+        )
+
+    def handle(self, *args, host: str, port: int, worker_threads: int, setup_only: bool, **kw):
+        if not setup_only:
+            _check_port_free(host, port)
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        self._first_admin(f"http://{host}:{port}/")
+        if setup_only:
+            return
+        if not settings.REDIS_URL:
+            from trainingdash.broker import embedded_redis
+
+            # This process owns the embedded server for the web app's and worker's lifetime.
+            embedded_redis(Path(settings.REDIS_EMBEDDED_DB))
+        children = [self._worker(worker_threads), self._web(host, port)]
+        self._supervise(children)
+
+    def _first_admin(self, url: str) -> None:
+        user_model = get_user_model()
+        password_file = Path(settings.DATA_DIR) / "admin-password.txt"
+        admin = user_model.objects.filter(is_superuser=True).order_by("pk").first()
+        if admin is None:
+            password = secrets.token_urlsafe(12)
+            admin = user_model.objects.create_superuser("admin", "", password)
+            assign_role(admin, ADMIN)
+            password_file.write_text(password + "\n")
+            password_file.chmod(0o600)
+        hint = (
+            f"password in {password_file}"
+            if password_file.exists()
+            else "use the password you set for this account"
+        )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"trainingdash: open {url} and log in as '{admin.get_username()}' ({hint})"
+            )
+        )
+        if password_file.exists():
+            self.stdout.write(f"  password: {password_file.read_text().strip()}")
+
+    def _worker(self, threads: int) -> subprocess.Popen:
+        cmd = [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "trainingdash.worker",
+            "--processes",
+            "1",
+            "--threads",
+            str(threads),
+        ]
+        return subprocess.Popen(cmd)
+
+    def _web(self, host: str, port: int) -> subprocess.Popen:
+        cmd = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "trainingdash.wsgi",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            "2",
+            "--access-logfile",
+            "-",
+        ]
+        return subprocess.Popen(cmd)
+
+    def _supervise(self, children: list[subprocess.Popen]) -> None:
+        stopping = False
+
+        def stop(*_: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if not stopping:
+            failed = [c.args[2] for c in children if c.returncode]
+            raise SystemExit(f"trainingdash: a process exited unexpectedly: {failed}")

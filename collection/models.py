@@ -1,0 +1,287 @@
+"""Tasks, executions (trajectories) and training examples: the system of record.
+
+Names mirror the seed's `TaskDefinition`, `TaskExecution`, `AgentAction`, `TrainingExample`,
+`TaskStatus` and `AgentRole`; the Pydantic records in `collection.schema` are the edge types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import IntegrityError, models, transaction
+from django.db.models import Max
+from django.urls import reverse
+
+
+class Difficulty(models.TextChoices):
+    EASY = "easy"
+    MEDIUM = "medium"
+    HARD = "hard"
+    EXPERT = "expert"
+
+
+class Category(models.TextChoices):
+    """Categories the template library ships; users may add their own slugs."""
+
+    CODE_REVIEW = "code_review", "Code review"
+    DEBUGGING = "debugging"
+    REFACTORING = "refactoring"
+    IMPLEMENTATION = "implementation"
+    TESTING = "testing"
+    MULTI_AGENT = "multi_agent", "Multi-agent"
+    IMPORTED = "imported"
+
+
+class TaskStatus(models.TextChoices):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class AgentRole(models.TextChoices):
+    COORDINATOR = "coordinator"
+    SPECIALIST = "specialist"
+    REVIEWER = "reviewer"
+    EXECUTOR = "executor"
+
+
+class Source(models.TextChoices):
+    SCRIPTED = "scripted", "Scripted model"
+    CLAUDE = "claude", "Claude"
+    IMPORTED = "imported"
+
+
+def _json_list() -> list:
+    return []
+
+
+def _json_dict() -> dict:
+    return {}
+
+
+slug_validator = RegexValidator(r"^[a-z][a-z0-9_]*$", "Use lowercase letters, digits and _.")
+
+
+class Task(models.Model):
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    category = models.CharField(max_length=64, validators=[slug_validator], db_index=True)
+    difficulty = models.CharField(
+        max_length=16, choices=Difficulty.choices, default=Difficulty.MEDIUM, db_index=True
+    )
+    required_tools = models.JSONField(default=_json_list, blank=True)
+    expected_outcomes = models.JSONField(default=_json_list, blank=True)
+    constraints = models.JSONField(default=_json_list, blank=True)
+    metadata = models.JSONField(default=_json_dict, blank=True)
+    source_template = models.CharField(max_length=200, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["category", "difficulty"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.category}, {self.difficulty})"
+
+
+class Execution(models.Model):
+    """One agent session: its status, metrics and (through related rows) its trajectory."""
+
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="executions")
+    session_id = models.CharField(max_length=100, blank=True, db_index=True)
+    agent_id = models.CharField(max_length=100, blank=True)
+    status = models.CharField(
+        max_length=16, choices=TaskStatus.choices, default=TaskStatus.PENDING, db_index=True
+    )
+    # True while (or because) the trajectory may be missing its tail: crash, kill, timeout.
+    is_partial = models.BooleanField(default=False)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.CLAUDE)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
+    api_duration_ms = models.PositiveBigIntegerField(null=True, blank=True)
+    num_turns = models.PositiveIntegerField(default=0)
+    cost_usd = models.FloatField(default=0.0)
+    cost_estimated = models.BooleanField(default=False)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cache_creation_input_tokens = models.PositiveBigIntegerField(default=0)
+    cache_read_input_tokens = models.PositiveBigIntegerField(default=0)
+    usage = models.JSONField(default=_json_dict, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    outcome = models.TextField(blank=True)
+    success = models.BooleanField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    performance_metrics = models.JSONField(default=_json_dict, blank=True)
+    metadata = models.JSONField(default=_json_dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.task.name} [{self.status}] {self.session_id or self.pk}"
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_creation_input_tokens
+            + self.cache_read_input_tokens
+        )
+
+    def append_message(self, payload: dict[str, Any], *, uuid: str = "") -> tuple[Message, bool]:
+        """Store one message at the end of the trajectory, once.
+
+        Idempotent on `uuid` (or, for messages without one, on a hash of the payload), so a
+        redelivered or re-imported message is not stored twice. Returns (message, created).
+        """
+        key = uuid or payload.get("uuid") or _content_key(payload)
+        existing = self.messages.filter(uuid=key).first()
+        if existing:
+            return existing, False
+        try:
+            with transaction.atomic():
+                seq = (self.messages.aggregate(m=Max("seq"))["m"] or 0) + 1
+                message = self.messages.create(
+                    seq=seq,
+                    uuid=key,
+                    type=str(payload.get("type", "")),
+                    subtype=str(payload.get("subtype", "") or ""),
+                    parent_tool_use_id=payload.get("parent_tool_use_id") or "",
+                    payload=payload,
+                )
+        except IntegrityError:
+            return self.messages.get(uuid=key), False
+        return message, True
+
+
+def _content_key(payload: dict[str, Any]) -> str:
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+class Message(models.Model):
+    """One message of a trajectory, in arrival order, stored as the SDK (or transcript) gave it."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="messages")
+    seq = models.PositiveIntegerField()
+    uuid = models.CharField(max_length=100)
+    type = models.CharField(max_length=32, db_index=True)
+    subtype = models.CharField(max_length=64, blank=True)
+    parent_tool_use_id = models.CharField(max_length=100, blank=True)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["execution", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "uuid"], name="message_unique_uuid"),
+            models.UniqueConstraint(fields=["execution", "seq"], name="message_unique_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.type}"
+
+
+class ToolCall(models.Model):
+    """A tool use paired with its result, for querying across trajectories."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="tool_calls")
+    tool_use_id = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, db_index=True)
+    input = models.JSONField(default=_json_dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    structured_result = models.JSONField(null=True, blank=True)
+    is_error = models.BooleanField(null=True, blank=True)
+    parent_tool_use_id = models.CharField(max_length=100, blank=True)
+    agent_id = models.CharField(max_length=100, blank=True)
+    requested_in = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    answered_in = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["execution", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["execution", "tool_use_id"], name="toolcall_unique_tool_use_id"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({'error' if self.is_error else 'ok'})"
+
+
+class AgentAction(models.Model):
+    """What an agent did in a (multi-agent) session, with its role and reasoning."""
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="actions")
+    agent_id = models.CharField(max_length=100)
+    role = models.CharField(max_length=16, choices=AgentRole.choices, default=AgentRole.EXECUTOR)
+    action_type = models.CharField(max_length=64)
+    tool_name = models.CharField(max_length=100, blank=True)
+    content = models.JSONField(default=_json_dict, blank=True)
+    reasoning = models.TextField(blank=True)
+    confidence = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(1)]
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    tool_use_id = models.CharField(max_length=100, blank=True)
+    timestamp = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["execution", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id}/{self.role}: {self.action_type}"
+
+
+class TrainingExample(models.Model):
+    execution = models.OneToOneField(
+        Execution, on_delete=models.CASCADE, related_name="training_example"
+    )
+    quality_score = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0), MaxValueValidator(1)], db_index=True
+    )
+    is_golden = models.BooleanField(default=False, db_index=True)
+    tags = models.JSONField(default=_json_list, blank=True)
+    annotations = models.JSONField(default=_json_dict, blank=True)
+    validated = models.BooleanField(default=False, db_index=True)
+    validator_notes = models.TextField(blank=True)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reviewed_examples",
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-quality_score", "-id"]
+        indexes = [models.Index(fields=["is_golden", "quality_score"])]
+        permissions = [("review_trainingexample", "Can review training examples")]
+
+    def __str__(self) -> str:
+        return f"Example {self.pk} ({self.quality_score:.2f})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("collection-example-detail", args=[self.pk])

@@ -1,0 +1,1 @@
+"""Export jobs and bundles live here (see the exports issue)."""

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import pytest
+
+from collection.models import TrainingExample
+from collection.schema import TaskDefinition, TaskExecution, ToolCallRecord
+from collection.scoring import (
+    DefaultQualityScorer,
+    ScoringError,
+    apply_score,
+    is_golden,
+    rescore,
+    score,
+)
+from tests.factories import make_example, make_execution, make_task, make_tool_call
+
+TASK = TaskDefinition(
+    name="Fix failing test",
+    category="debugging",
+    difficulty="easy",
+    required_tools=["Read", "Edit"],
+)
+OK_CALLS = [
+    ToolCallRecord(name="Read", is_error=False),
+    ToolCallRecord(name="Edit", is_error=False),
+]
+
+
+def run(**kw) -> TaskExecution:
+    fields = {
+        "task": TASK,
+        "success": True,
+        "num_turns": 4,
+        "cost_usd": 0.01,
+        "tool_calls": OK_CALLS,
+    }
+    return TaskExecution(**(fields | kw))
+
+
+# The seed's table: success 40%, efficiency 30%, cost 20%, tool usage 10% (easy: 6 turns, $0.05).
+@pytest.mark.parametrize(
+    ("execution", "expected"),
+    [
+        (run(), 1.0),
+        (run(success=False), 0.6),
+        (run(num_turns=12), 0.4 + 0.3 * 0.5 + 0.2 + 0.1),
+        (run(cost_usd=0.20), 0.4 + 0.3 + 0.2 * 0.25 + 0.1),
+        (run(tool_calls=[*OK_CALLS, *[ToolCallRecord(name="Bash", is_error=True)] * 2]), 0.975),
+        (run(tool_calls=[ToolCallRecord(name="Read", is_error=False)]), 0.4 + 0.3 + 0.2 + 0.075),
+        (run(tool_calls=[]), 0.9),
+        (run(success=False, num_turns=60, cost_usd=0.5, tool_calls=[]), 0.03 + 0.02),
+    ],
+    ids=[
+        "perfect",
+        "failed",
+        "slow",
+        "expensive",
+        "tool-errors",
+        "missing-tool",
+        "no-tools",
+        "everything-wrong",
+    ],
+)
+def test_default_scorer_weighs_success_efficiency_cost_and_tools(execution, expected):
+    assert score(execution) == pytest.approx(expected, abs=1e-4)
+
+
+def test_components_are_reported_separately():
+    parts = DefaultQualityScorer().components(run(num_turns=12))
+    assert parts == {"success": 1.0, "efficiency": 0.5, "cost": 1.0, "tool_usage": 1.0}
+
+
+def test_golden_starts_at_the_threshold(settings):
+    assert is_golden(0.8) and not is_golden(0.7999)
+    settings.TRAININGDASH_SCORING = settings.TRAININGDASH_SCORING | {"golden_threshold": 0.9}
+    assert not is_golden(0.85)
+
+
+def seed_custom_scorer(execution):
+    # Verbatim from the seed document.
+    score = 0.0
+    if execution.success:
+        score += 0.5
+    if len(execution.actions) < 10:
+        score += 0.3
+    if execution.cost_usd < 0.05:
+        score += 0.2
+    return min(score, 1.0)
+
+
+def test_the_seeds_custom_scorer_runs_unchanged():
+    assert score(run(), seed_custom_scorer) == 1.0
+    assert score(run(success=False, cost_usd=0.1), seed_custom_scorer) == 0.3
+
+
+def test_a_scorer_can_be_named_by_dotted_path(settings):
+    assert score(run(success=False), "tests.test_scoring.seed_custom_scorer") == 0.5
+    settings.TRAININGDASH_QUALITY_SCORER = "tests.test_scoring.seed_custom_scorer"
+    assert score(run(success=False)) == 0.5
+
+
+def test_a_bad_scorer_is_named_in_the_error():
+    with pytest.raises(ScoringError, match="no.such.scorer"):
+        score(run(), "no.such.scorer")
+    with pytest.raises(ScoringError, match="outside 0..1"):
+        score(run(), lambda e: 1.5)
+    with pytest.raises(ScoringError, match="not a number"):
+        score(run(), lambda e: "high")
+
+
+@pytest.mark.django_db
+def test_apply_score_sets_score_and_golden_from_the_stored_execution():
+    task = make_task(required_tools=["Read"])
+    execution = make_execution(task, num_turns=3, cost_usd=0.01)
+    make_tool_call(execution, 1, name="Read")
+    example = apply_score(make_example(execution))
+    example.refresh_from_db()
+    assert (example.quality_score, example.is_golden) == (1.0, True)
+
+
+@pytest.mark.django_db
+def test_rescore_changes_all_or_nothing():
+    examples = [make_example(make_execution(success=ok)) for ok in (True, False)]
+    assert rescore(TrainingExample.objects.all(), seed_custom_scorer) == 2
+    assert sorted(TrainingExample.objects.values_list("quality_score", flat=True)) == [0.5, 1.0]
+
+    def fails_on_failures(execution):
+        if not execution.success:
+            raise RuntimeError("boom")
+        return 0.1
+
+    with pytest.raises(RuntimeError):
+        rescore(TrainingExample.objects.order_by("-execution__success"), fails_on_failures)
+    assert sorted(TrainingExample.objects.values_list("quality_score", flat=True)) == [0.5, 1.0]
+    assert len(examples) == 2
+
+
+@pytest.mark.django_db
+def test_rescoring_keeps_a_reviewers_golden_ruling(reviewer):
+    from collection.review import review_example
+
+    example = make_example(make_execution(success=False))
+    review_example(example, reviewer, is_golden=True, validated=True, validator_notes="", tags=[])
+    apply_score(example)
+    example.refresh_from_db()
+    assert example.is_golden and example.quality_score < 0.8
