@@ -6,6 +6,7 @@ from django.db.models import Avg, Count, Q, Sum
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
 from pydantic import ValidationError
 
 from collection.forms import ReviewForm
@@ -92,14 +93,17 @@ def example_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def example_review(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     example = _get_example(pk)
     form = ReviewForm(request.POST)
-    if form.is_valid():
-        review_example(example, request.user, **form.cleaned_data)
-        if not request.htmx:
-            return redirect(example)
-        form = ReviewForm(initial=_review_initial(example))
-    template = "collection/example_detail.html#review"
-    status = 200 if form.is_bound and not form.errors else 400
-    return render(request, template, {"example": example, "form": form}, status=status)
+    if not form.is_valid():
+        template = "collection/example_detail.html#review"
+        return render(request, template, {"example": example, "form": form}, status=400)
+    review_example(example, request.user, **form.cleaned_data)
+    if not request.htmx:
+        return redirect(example)
+    form = ReviewForm(initial=_review_initial(example))
+    response = render(
+        request, "collection/example_detail.html#review", {"example": example, "form": form}
+    )
+    return trigger_client_event(response, "example-reviewed", {"id": example.pk})
 
 
 def _review_initial(example: TrainingExample) -> dict:

@@ -99,7 +99,7 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("TRAININGDASH", "DEBUG", "SECRET_KEY", "DJANGO_SETTINGS"))
+        if not k.startswith(("TRAININGDASH", "DEBUG", "SECRET_KEY", "DJANGO_"))
     }
     env |= {
         "DJANGO_SETTINGS_MODULE": "trainingdash.settings",

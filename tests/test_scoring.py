@@ -144,3 +144,19 @@ def test_rescoring_keeps_a_reviewers_golden_ruling(reviewer):
     apply_score(example)
     example.refresh_from_db()
     assert example.is_golden and example.quality_score < 0.8
+
+
+@pytest.mark.django_db
+def test_the_rescore_command_uses_the_named_scorer_and_refuses_a_bad_one():
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    make_example(make_execution(success=False))
+    out = StringIO()
+    call_command("rescore", scorer="tests.test_scoring.seed_custom_scorer", stdout=out)
+    assert "rescored 1 examples" in out.getvalue()
+    assert TrainingExample.objects.get().quality_score == 0.5
+    with pytest.raises(CommandError, match="nope.scorer"):
+        call_command("rescore", scorer="nope.scorer")
+    assert TrainingExample.objects.get().quality_score == 0.5
