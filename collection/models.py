@@ -140,7 +140,9 @@ class Execution(models.Model):
             + self.cache_read_input_tokens
         )
 
-    def append_message(self, payload: dict[str, Any], *, uuid: str = "") -> tuple[Message, bool]:
+    def append_message(
+        self, payload: dict[str, Any], *, uuid: str = "", step: str = ""
+    ) -> tuple[Message, bool]:
         """Store one message at the end of the trajectory, once.
 
         Idempotent on `uuid` (or, for messages without one, on a hash of the payload), so a
@@ -159,6 +161,7 @@ class Execution(models.Model):
                     type=str(payload.get("type", "")),
                     subtype=str(payload.get("subtype", "") or ""),
                     parent_tool_use_id=payload.get("parent_tool_use_id") or "",
+                    step=step,
                     payload=payload,
                 )
         except IntegrityError:
@@ -180,6 +183,8 @@ class Message(models.Model):
     type = models.CharField(max_length=32, db_index=True)
     subtype = models.CharField(max_length=64, blank=True)
     parent_tool_use_id = models.CharField(max_length=100, blank=True)
+    # The conversation-chain step this message belongs to ("" outside chains).
+    step = models.CharField(max_length=100, blank=True)
     payload = models.JSONField()
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -285,3 +290,61 @@ class TrainingExample(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("collection-example-detail", args=[self.pk])
+
+
+class JobKind(models.TextChoices):
+    SESSION = "session"
+    CHAIN = "chain"
+    MULTI_AGENT = "multi_agent", "Multi-agent session"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class CollectionJob(models.Model):
+    """A request to collect one session, chain or multi-agent session, run by a worker.
+
+    `spec` holds what to run (prompt, tools, limits, backend; see `collection.jobs.JobSpec`).
+    A lease (owner + expiry, renewed while running) makes sure a redelivered queue message
+    never runs the same job twice at once; a job whose lease lapsed (its worker died) is
+    taken over by the next delivery.
+    """
+
+    kind = models.CharField(max_length=16, choices=JobKind.choices, default=JobKind.SESSION)
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="jobs")
+    spec = models.JSONField(default=_json_dict)
+    status = models.CharField(
+        max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
+    )
+    progress = models.JSONField(default=_json_dict, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    execution = models.OneToOneField(
+        Execution, null=True, blank=True, on_delete=models.SET_NULL, related_name="job"
+    )
+    batch = models.CharField(max_length=100, blank=True, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("run_collectionjob", "Can start and cancel collection jobs")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk} [{self.status}]"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)

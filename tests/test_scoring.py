@@ -37,18 +37,18 @@ def run(**kw) -> TaskExecution:
     return TaskExecution(**(fields | kw))
 
 
-# The seed's table: success 40%, efficiency 30%, cost 20%, tool usage 10% (easy: 6 turns, $0.05).
+# The seed's table: success 40%, efficiency 30%, cost 20%, tool usage 10% (easy: 6 turns, $0.10).
 @pytest.mark.parametrize(
     ("execution", "expected"),
     [
         (run(), 1.0),
         (run(success=False), 0.6),
         (run(num_turns=12), 0.4 + 0.3 * 0.5 + 0.2 + 0.1),
-        (run(cost_usd=0.20), 0.4 + 0.3 + 0.2 * 0.25 + 0.1),
+        (run(cost_usd=0.40), 0.4 + 0.3 + 0.2 * 0.25 + 0.1),
         (run(tool_calls=[*OK_CALLS, *[ToolCallRecord(name="Bash", is_error=True)] * 2]), 0.975),
         (run(tool_calls=[ToolCallRecord(name="Read", is_error=False)]), 0.4 + 0.3 + 0.2 + 0.075),
         (run(tool_calls=[]), 0.9),
-        (run(success=False, num_turns=60, cost_usd=0.5, tool_calls=[]), 0.03 + 0.02),
+        (run(success=False, num_turns=60, cost_usd=1.0, tool_calls=[]), 0.03 + 0.02),
     ],
     ids=[
         "perfect",

@@ -1,0 +1,168 @@
+"""Conversation chains: steps run in dependency order, collected as one training example.
+
+    chain = ConversationChain(name="debug_chain", steps=[
+        ChainStep(name="identify", prompt="Identify the root cause", allowed_tools=["Read"]),
+        ChainStep(name="fix", prompt="Fix the issue", allowed_tools=["Edit"],
+                  depends_on=["identify"]),
+    ])
+    example = await ConversationChainCollector(storage).collect_from_chain(
+        chain=chain, task=task, initial_prompt="Debug the failing test")
+
+Each step is its own SDK session in the same working directory; a step's prompt carries the
+results of the steps it depends on. The example's execution holds every step's messages (each
+tagged with its step) and per-step metrics in `performance_metrics["steps"]`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from claude_agent_sdk import ClaudeAgentOptions
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from collection.collector import SessionOutcome, TrainingDataCollector
+from collection.models import Execution, Task, TaskStatus, TrainingExample
+from collection.schema import TaskDefinition
+
+
+class ChainStep(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    prompt: str
+    allowed_tools: list[str] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list)
+    max_turns: int | None = None
+    # Free-form settings for a backend (e.g. the scripted model's script for this step).
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChainError(ValueError):
+    """A chain is malformed (cycle, unknown dependency, duplicate step); nothing has run."""
+
+
+class ConversationChain(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    steps: list[ChainStep] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> ConversationChain:
+        self.ordered_steps()
+        return self
+
+    def ordered_steps(self) -> list[ChainStep]:
+        """Steps in dependency order (declaration order among independent steps)."""
+        by_name: dict[str, ChainStep] = {}
+        for step in self.steps:
+            if step.name in by_name:
+                raise ChainError(f"chain {self.name!r}: step {step.name!r} is defined twice")
+            by_name[step.name] = step
+        for step in self.steps:
+            for dep in step.depends_on:
+                if dep not in by_name:
+                    raise ChainError(
+                        f"chain {self.name!r}: step {step.name!r} depends on unknown step {dep!r}"
+                    )
+        ordered: list[ChainStep] = []
+        done: set[str] = set()
+        while len(ordered) < len(self.steps):
+            ready = [s for s in self.steps if s.name not in done and set(s.depends_on) <= done]
+            if not ready:
+                stuck = next(s.name for s in self.steps if s.name not in done)
+                raise ChainError(
+                    f"chain {self.name!r}: step {stuck!r} is part of a dependency cycle"
+                )
+            ordered.append(ready[0])
+            done.add(ready[0].name)
+        return ordered
+
+
+def compose_prompt(initial_prompt: str, step: ChainStep, results: dict[str, str]) -> str:
+    parts = [initial_prompt.strip(), f"Current step ({step.name}): {step.prompt.strip()}"]
+    if step.depends_on:
+        earlier = "\n".join(f"[{dep}] {results.get(dep, '')}" for dep in step.depends_on)
+        parts.append(f"Results of earlier steps:\n{earlier}")
+    return "\n\n".join(p for p in parts if p)
+
+
+def default_step_options(step: ChainStep, options: ClaudeAgentOptions) -> ClaudeAgentOptions:
+    changes: dict[str, Any] = {}
+    if step.allowed_tools:
+        changes["allowed_tools"] = step.allowed_tools
+    if step.max_turns:
+        changes["max_turns"] = step.max_turns
+    return dataclasses.replace(options, **changes)
+
+
+StepOptions = Callable[[ChainStep, ClaudeAgentOptions], ClaudeAgentOptions]
+
+
+class ConversationChainCollector(TrainingDataCollector):
+    async def collect_from_chain(
+        self,
+        chain: ConversationChain,
+        task: TaskDefinition | Task,
+        initial_prompt: str,
+        options: ClaudeAgentOptions | None = None,
+        *,
+        execution: Execution | None = None,
+        step_options: StepOptions = default_step_options,
+        source: str | None = None,
+    ) -> TrainingExample:
+        """Run the chain's steps in order; stops at the first step that fails."""
+        options = options or ClaudeAgentOptions()
+        results: dict[str, str] = {}
+        outcome_status, error = TaskStatus.COMPLETED, ""
+        for step in chain.ordered_steps():
+            await self._run_step(
+                task,
+                compose_prompt(initial_prompt, step, results),
+                step_options(step, options),
+                execution,
+                step.name,
+                source,
+            )
+            execution = self.last_execution
+            step_outcome = self.last_outcome
+            results[step.name] = self.last_result_text
+            if step_outcome.status != TaskStatus.COMPLETED:
+                outcome_status = step_outcome.status
+                error = f"step {step.name!r}: {step_outcome.error}"
+                break
+        assert execution is not None
+        verdict = None
+        if outcome_status == TaskStatus.COMPLETED:
+            verdict = await self.verify(execution, options)
+        outcome = SessionOutcome(
+            outcome_status,
+            error,
+            partial=outcome_status != TaskStatus.COMPLETED,
+            verifier=verdict,
+            extra_metrics={"chain": chain.model_dump(mode="json")},
+        )
+        return await self.finalize(execution, outcome)
+
+    async def _run_step(
+        self,
+        task: TaskDefinition | Task,
+        prompt: str,
+        options: ClaudeAgentOptions,
+        execution: Execution | None,
+        step: str,
+        source: str | None,
+    ) -> None:
+        async with self.collect_from_query(
+            task=task,
+            prompt=prompt,
+            options=options,
+            execution=execution,
+            step=step,
+            finalize=False,
+            source=source,
+        ) as messages:
+            async for _ in messages:
+                pass

@@ -1,0 +1,257 @@
+"""A Claude Agent SDK `SessionStore` backed by the database: live transcript mirroring.
+
+    options = ClaudeAgentOptions(session_store=DatabaseSessionStore(), ...)
+
+Each transcript key (project_key, session_id, subpath) is one imported `Execution` whose
+`Message` rows hold the transcript entries in append order, payloads verbatim. Its place in the
+store lives in `Execution.metadata["mirror"]`:
+
+    {"project_key": ..., "subpath": "" for the main transcript,
+     "mtime": storage write time in epoch ms, "summary": SDK summary sidecar (main only),
+     "parent_execution_id": the main transcript's execution (sub-agent transcripts only)}
+
+The SDK calls the store from its event loop; the ORM is sync, so every method runs its
+database work in one thread-sensitive `sync_to_async` call, and each append in one transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar, cast
+
+from asgiref.sync import sync_to_async
+from claude_agent_sdk import fold_session_summary
+from claude_agent_sdk.types import (
+    SessionKey,
+    SessionListSubkeysKey,
+    SessionStore,
+    SessionStoreEntry,
+    SessionStoreListEntry,
+    SessionSummaryEntry,
+)
+from django.db import connections, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from collection.models import Category, Difficulty, Execution, Source, Task, TaskStatus
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+TASK_NAME_LENGTH = 80
+
+
+class DatabaseSessionStore(SessionStore):
+    """Mirror SDK session transcripts into executions and messages (all optional methods too)."""
+
+    async def append(self, key: SessionKey, entries: list[SessionStoreEntry]) -> None:
+        if entries:
+            await _run(append_entries, key, entries)
+
+    async def load(self, key: SessionKey) -> list[SessionStoreEntry] | None:
+        return await _run(load_entries, key)
+
+    async def list_sessions(self, project_key: str) -> list[SessionStoreListEntry]:
+        return await _run(list_sessions, project_key)
+
+    async def list_session_summaries(self, project_key: str) -> list[SessionSummaryEntry]:
+        return await _run(list_session_summaries, project_key)
+
+    async def delete(self, key: SessionKey) -> None:
+        await _run(delete_session, key)
+
+    async def list_subkeys(self, key: SessionListSubkeysKey) -> list[str]:
+        return await _run(list_subkeys, key)
+
+
+async def _run(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    return await sync_to_async(_with_healthy_connections(func), thread_sensitive=True)(
+        *args, **kwargs
+    )
+
+
+def _with_healthy_connections(func: Callable[P, R]) -> Callable[P, R]:
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        # An event-loop helper thread never passes through Django's request cycle, so retire
+        # broken or expired connections here (never one a caller holds a transaction on).
+        for connection in connections.all(initialized_only=True):
+            if not connection.in_atomic_block:
+                connection.close_if_unusable_or_obsolete()
+        return func(*args, **kwargs)
+
+    return call
+
+
+# --- The sync operations (callable directly from sync code and tests) ------------------------
+
+
+def append_entries(key: SessionKey, entries: list[SessionStoreEntry]) -> None:
+    """Store a batch once and in order: entries with a uuid are idempotent, others are not."""
+    with transaction.atomic():
+        execution = _keyed(key).select_for_update().first() or _create_execution(key, entries)
+        stored = [entry for entry in entries if _store_entry(execution, entry)]
+        if stored:
+            _stamp(execution, key, stored)
+
+
+def load_entries(key: SessionKey) -> list[SessionStoreEntry] | None:
+    execution = _keyed(key).first()
+    if execution is None:
+        return None
+    return list(execution.messages.order_by("seq").values_list("payload", flat=True))
+
+
+def list_sessions(project_key: str) -> list[SessionStoreListEntry]:
+    latest: dict[str, int] = {}
+    for execution in _mirrors(project_key).filter(metadata__mirror__subpath=""):
+        latest[execution.session_id] = max(_mtime(execution), latest.get(execution.session_id, 0))
+    return [{"session_id": sid, "mtime": mtime} for sid, mtime in latest.items()]
+
+
+def list_session_summaries(project_key: str) -> list[SessionSummaryEntry]:
+    mains = _mirrors(project_key).filter(metadata__mirror__subpath="")
+    summaries = {e.session_id: e.metadata["mirror"].get("summary") for e in mains}
+    return [summary for summary in summaries.values() if summary]
+
+
+def delete_session(key: SessionKey) -> None:
+    """Delete one transcript; deleting the main transcript takes its sub-agents with it."""
+    if _subpath(key):
+        _keyed(key).delete()
+    else:
+        _mirrors(key["project_key"], key["session_id"]).delete()
+
+
+def list_subkeys(key: SessionListSubkeysKey) -> list[str]:
+    subs = _mirrors(key["project_key"], key["session_id"]).exclude(metadata__mirror__subpath="")
+    return sorted({e.metadata["mirror"]["subpath"] for e in subs})
+
+
+# --- Keys and rows -------------------------------------------------------------------------
+
+
+def _subpath(key: SessionKey) -> str:
+    # The protocol forbids an empty subpath, so "" safely means "the main transcript".
+    return key.get("subpath") or ""
+
+
+def _mirrors(project_key: str, session_id: str | None = None) -> QuerySet[Execution]:
+    executions = Execution.objects.filter(
+        source=Source.IMPORTED, metadata__mirror__project_key=project_key
+    )
+    if session_id is not None:
+        executions = executions.filter(session_id=session_id)
+    # Oldest first: should two processes ever race to create a key, both keep using one row.
+    return executions.order_by("id")
+
+
+def _keyed(key: SessionKey) -> QuerySet[Execution]:
+    return _mirrors(key["project_key"], key["session_id"]).filter(
+        metadata__mirror__subpath=_subpath(key)
+    )
+
+
+def _main_key(key: SessionKey) -> SessionKey:
+    return {"project_key": key["project_key"], "session_id": key["session_id"]}
+
+
+def _create_execution(key: SessionKey, entries: list[SessionStoreEntry]) -> Execution:
+    subpath = _subpath(key)
+    mirror: dict[str, Any] = {"project_key": key["project_key"], "subpath": subpath}
+    parent = _keyed(_main_key(key)).first() if subpath else None
+    if parent is not None:
+        mirror["parent_execution_id"] = parent.pk
+    execution = Execution.objects.create(
+        task=parent.task if parent else _task_for(key["session_id"], entries),
+        session_id=key["session_id"],
+        agent_id=subpath.rsplit("/", 1)[-1].removeprefix("agent-")[:100],
+        source=Source.IMPORTED,
+        # A mirror never learns that its session ended: it stays in progress.
+        status=TaskStatus.IN_PROGRESS,
+        started_at=timezone.now(),
+        metadata={"mirror": mirror},
+    )
+    if not subpath:
+        _adopt_subagents(execution, key)
+    return execution
+
+
+def _adopt_subagents(main: Execution, key: SessionKey) -> None:
+    # Sub-agent transcripts normally arrive after the main one; link any that came first.
+    orphans = _mirrors(key["project_key"], key["session_id"]).exclude(metadata__mirror__subpath="")
+    for orphan in orphans.exclude(metadata__mirror__has_key="parent_execution_id"):
+        orphan.metadata["mirror"]["parent_execution_id"] = main.pk
+        orphan.save(update_fields=["metadata"])
+
+
+def _store_entry(execution: Execution, entry: SessionStoreEntry) -> bool:
+    # Entries without a uuid (titles, tags, mode markers) must never be deduplicated, not even
+    # by content, so each gets a key of its own instead of append_message's content hash.
+    key = str(entry.get("uuid") or f"nouuid:{uuid.uuid4().hex}")
+    _message, created = execution.append_message(dict(entry), uuid=key)
+    return created
+
+
+def _stamp(execution: Execution, key: SessionKey, stored: list[SessionStoreEntry]) -> None:
+    """Record the storage write time and, for a main transcript, fold the summary sidecar."""
+    mirror = execution.metadata["mirror"]
+    # Strictly increasing, so back-to-back appends always look newer.
+    mirror["mtime"] = max(int(time.time() * 1000), mirror.get("mtime", 0) + 1)
+    if not _subpath(key):
+        summary = fold_session_summary(mirror.get("summary"), key, stored)
+        # Same clock as list_sessions, as the SDK's staleness check requires.
+        summary["mtime"] = mirror["mtime"]
+        mirror["summary"] = summary
+    execution.save(update_fields=["metadata"])
+
+
+def _mtime(execution: Execution) -> int:
+    stamped = execution.metadata["mirror"].get("mtime")
+    return stamped or int(execution.created_at.timestamp() * 1000)
+
+
+# --- The task a mirrored session is filed under ------------------------------------------
+
+
+def _task_for(session_id: str, entries: list[SessionStoreEntry]) -> Task:
+    """The imported task named after the session's first prompt (a rough guess for now)."""
+    name = _first_prompt(entries) or f"Mirrored session {session_id}"
+    task = Task.objects.filter(name=name, category=Category.IMPORTED).order_by("id").first()
+    return task or Task.objects.create(
+        name=name,
+        category=Category.IMPORTED,
+        difficulty=Difficulty.MEDIUM,
+        metadata={"created_by": "session_store"},
+    )
+
+
+def _first_prompt(entries: list[SessionStoreEntry]) -> str:
+    for entry in cast("list[dict[str, Any]]", entries):
+        if entry.get("type") != "user" or entry.get("isMeta") or entry.get("isCompactSummary"):
+            continue
+        for text in _texts(entry.get("message")):
+            # CLI-generated turns (command wrappers, system reminders) start with a tag.
+            if text.strip() and not text.lstrip().startswith("<"):
+                return _shorten(text)
+    return ""
+
+
+def _texts(message: Any) -> list[str]:
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, str):
+        return [content]
+    if not isinstance(content, list):
+        return []
+    return [
+        block["text"]
+        for block in content
+        if isinstance(block, dict) and block.get("type") == "text" and "text" in block
+    ]
+
+
+def _shorten(text: str) -> str:
+    flat = re.sub(r"\s+", " ", text).strip()
+    return flat if len(flat) <= TASK_NAME_LENGTH else flat[: TASK_NAME_LENGTH - 1] + "…"

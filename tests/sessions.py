@@ -1,0 +1,41 @@
+"""Building real scripted sessions for tests: a sandbox workspace and its options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from claude_agent_sdk import ClaudeAgentOptions
+
+from collection.scripted_model.runtime import scripted_env
+
+TOOLS = ["Read", "Edit", "Write", "Bash", "Glob", "Grep"]
+
+BUGGY = "def add(a, b):\n    return a - b\n"
+TEST = "from calc import add\n\nassert add(2, 3) == 5, 'add is broken'\nprint('ok')\n"
+VERIFIER = "python3 test_calc.py"
+
+FIX_SCRIPT: list[dict[str, Any]] = [
+    {"thinking": "The test fails; read the module first."},
+    {"tool": "Read", "input": {"file_path": "calc.py"}},
+    {
+        "tool": "Edit",
+        "input": {"file_path": "calc.py", "old_string": "a - b", "new_string": "a + b"},
+    },
+    {"tool": "Bash", "input": {"command": VERIFIER}},
+    {"text": "Fixed add(): it subtracted instead of adding. The test passes."},
+]
+
+
+def make_workspace(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "calc.py").write_text(BUGGY)
+    (root / "test_calc.py").write_text(TEST)
+    return root
+
+
+def scripted_options(
+    cwd: Path, policy: str = "script", seed: int = 0, script: Any = None, **kw: Any
+) -> ClaudeAgentOptions:
+    env = scripted_env(policy, seed, script, cwd=cwd, config_dir=cwd.parent / f"{cwd.name}-cfg")
+    return ClaudeAgentOptions(cwd=str(cwd), env=env, allowed_tools=TOOLS, **kw)
