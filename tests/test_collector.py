@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from pathlib import Path
 
 import pytest
 from claude_agent_sdk import query
@@ -156,8 +157,8 @@ def cli_pids() -> list[int]:
         if not entry.name.isdigit():
             continue
         try:
-            stat = open(f"/proc/{entry.name}/stat").read()
-            cmdline = open(f"/proc/{entry.name}/cmdline", "rb").read()
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+            cmdline = Path(f"/proc/{entry.name}/cmdline").read_bytes()
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])

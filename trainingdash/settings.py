@@ -170,7 +170,7 @@ TRAININGDASH_SCORING = {
     "min_quality": float(os.environ.get("TRAININGDASH_MIN_QUALITY", "0.5")),
     # Turn and cost budgets per difficulty: at or under budget scores 1.0.
     "turn_budget": {"easy": 6, "medium": 10, "hard": 16, "expert": 24},
-    "cost_budget_usd": {"easy": 0.05, "medium": 0.10, "hard": 0.25, "expert": 0.50},
+    "cost_budget_usd": {"easy": 0.10, "medium": 0.25, "hard": 0.50, "expert": 1.00},
 }
 # Dotted path of a callable(TaskExecution) -> float used instead of the default scorer.
 TRAININGDASH_QUALITY_SCORER = os.environ.get("TRAININGDASH_QUALITY_SCORER", "")
