@@ -15,3 +15,10 @@ def rescore_examples(example_ids: list[int], scorer: str = "") -> int:
     from collection.scoring import rescore
 
     return rescore(TrainingExample.objects.filter(pk__in=example_ids), scorer or None)
+
+
+@dramatiq.actor(queue_name="collection", time_limit=6 * 60 * 60 * 1000)
+def run_collection_job(job_id: int) -> None:
+    from collection.jobs import run_job
+
+    run_job(job_id)

@@ -140,7 +140,7 @@ class TrainingDataCollector:
     ) -> VerifierResult | None:
         """Run the verifier (`command`, else the task's) in the session's working directory."""
         if command is None:
-            command = str(execution.task.metadata.get("verifier", "") or "")  # task is cached
+            command = await asyncio.to_thread(_in_fresh_connection, _task_verifier, execution.pk)
         if not command:
             return None
         cwd = str(options.cwd) if options and options.cwd else None
@@ -178,6 +178,7 @@ class _SessionRun:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collector-db")
         self.outcome = SessionOutcome()
         self.recorder: TrajectoryRecorder | None = None
+        self.prompt = ""
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -186,6 +187,7 @@ class _SessionRun:
     async def start(
         self, task: TaskDefinition | Task, execution: Execution | None, source: str, prompt: str
     ) -> None:
+        self.prompt = prompt
         execution = await self._call(_open_execution, task, execution, source, prompt)
         self.recorder = await self._call(TrajectoryRecorder, execution, step=self.step)
         self.collector.last_execution = execution
@@ -244,7 +246,8 @@ class _SessionRun:
                 )
                 collector.last_example = await asyncio.shield(close)
             else:
-                await asyncio.shield(self._call(_close_step, execution, self.step, self.outcome))
+                close = self._call(_close_step, execution, self.step, self.outcome, self.prompt)
+                await asyncio.shield(close)
         finally:
             await self._call(_close_connection)
             self._db.shutdown(wait=False)
@@ -261,8 +264,12 @@ def _open_execution(
     execution.is_partial = True  # until the session ends properly
     execution.metadata = execution.metadata | {"prompt": prompt}
     execution.save()
-    execution.task  # noqa: B018 - loads the task here, in the DB thread, for later reads
     return execution
+
+
+def _task_verifier(execution_id: int) -> str:
+    task = Task.objects.get(executions__pk=execution_id)
+    return str(task.metadata.get("verifier", "") or "")
 
 
 def _close_connection() -> None:
@@ -276,10 +283,14 @@ def _in_fresh_connection(fn: Callable[..., Any], *args: Any) -> Any:
         db.connection.close()
 
 
-def _close_step(execution: Execution, step: str, outcome: SessionOutcome) -> None:
+def _close_step(execution: Execution, step: str, outcome: SessionOutcome, prompt: str) -> None:
     execution.refresh_from_db()
     steps = execution.performance_metrics.get("steps", {})
-    steps[step] = steps.get(step, {}) | {"status": outcome.status, "error": outcome.error}
+    steps[step] = steps.get(step, {}) | {
+        "status": outcome.status,
+        "error": outcome.error,
+        "prompt": prompt,
+    }
     execution.performance_metrics = execution.performance_metrics | {"steps": steps}
     execution.save(update_fields=["performance_metrics"])
 

@@ -47,7 +47,7 @@ class InfrastructureError(Exception):
 
 def _retry_infrastructure_only(retries_so_far: int, exception: BaseException) -> bool:
     # Agent sessions cost money and touch files: only infrastructure failures are retried.
-    return retries_so_far < 5 and isinstance(exception, InfrastructureError)
+    return retries_so_far < 10 and isinstance(exception, InfrastructureError)
 
 
 def make_broker() -> RedisBroker:
@@ -61,13 +61,17 @@ def make_broker() -> RedisBroker:
         Retries(retry_when=_retry_infrastructure_only, min_backoff=1000, max_backoff=60000),
         DbConnectionsMiddleware(),
     ]
-    namespace = settings.DRAMATIQ_NAMESPACE
+    options = {
+        "middleware": middleware,
+        "namespace": settings.DRAMATIQ_NAMESPACE,
+        # How soon a dead worker's unacknowledged messages are redelivered.
+        "heartbeat_timeout": settings.DRAMATIQ_HEARTBEAT_TIMEOUT_MS,
+        "maintenance_chance": settings.DRAMATIQ_MAINTENANCE_CHANCE,
+    }
     if settings.REDIS_URL:
-        return RedisBroker(url=settings.REDIS_URL, middleware=middleware, namespace=namespace)
+        return RedisBroker(url=settings.REDIS_URL, **options)
     client = embedded_redis(Path(settings.REDIS_EMBEDDED_DB))
-    return RedisBroker(
-        unix_socket_path=client.socket_file, middleware=middleware, namespace=namespace
-    )
+    return RedisBroker(unix_socket_path=client.socket_file, **options)
 
 
 _broker: RedisBroker | None = None

@@ -160,6 +160,11 @@ WHITENOISE_USE_FINDERS = True
 REDIS_URL = os.environ.get("REDIS_URL", "")
 REDIS_EMBEDDED_DB = DATA_DIR / "redis" / "trainingdash.rdb"
 DRAMATIQ_NAMESPACE = os.environ.get("DRAMATIQ_NAMESPACE", "trainingdash")
+DRAMATIQ_HEARTBEAT_TIMEOUT_MS = env_int("DRAMATIQ_HEARTBEAT_TIMEOUT_MS", 60_000)
+DRAMATIQ_MAINTENANCE_CHANCE = env_int("DRAMATIQ_MAINTENANCE_CHANCE", 1000)
+# A running collection job renews its lease every quarter of this; a lapsed lease means the
+# worker died and the job may be taken over.
+COLLECTION_LEASE_SECONDS = env_int("COLLECTION_LEASE_SECONDS", 60)
 
 # --- Quality scoring ---------------------------------------------------------------------
 TRAININGDASH_SCORING = {
