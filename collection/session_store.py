@@ -42,6 +42,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 TASK_NAME_LENGTH = 80
+# Marks the tasks this module made up, so it only ever removes its own.
+TASK_MARK = "session_store"
 
 
 class DatabaseSessionStore(SessionStore):
@@ -165,7 +167,9 @@ def _create_execution(key: SessionKey, entries: list[SessionStoreEntry]) -> Exec
     if parent is not None:
         mirror["parent_execution_id"] = parent.pk
     execution = Execution.objects.create(
-        task=parent.task if parent else _task_for(key["session_id"], entries),
+        # A sub-agent's prompt is no name for the session's task: without a parent yet, it gets
+        # the placeholder until the parent arrives (see _adopt_subagents).
+        task=parent.task if parent else _task_for(key["session_id"], [] if subpath else entries),
         session_id=key["session_id"],
         agent_id=subpath.rsplit("/", 1)[-1].removeprefix("agent-")[:100],
         source=Source.IMPORTED,
@@ -180,11 +184,22 @@ def _create_execution(key: SessionKey, entries: list[SessionStoreEntry]) -> Exec
 
 
 def _adopt_subagents(main: Execution, key: SessionKey) -> None:
-    # Sub-agent transcripts normally arrive after the main one; link any that came first.
+    """Link sub-agent transcripts that arrived before their parent and file them under its task.
+
+    With the bundled CLI a sub-agent's transcript reaches the store before its parent's
+    (seen in real sessions), so this is the usual path, not a corner case.
+    """
     orphans = _mirrors(key["project_key"], key["session_id"]).exclude(metadata__mirror__subpath="")
+    stand_ins: set[int] = set()
     for orphan in orphans.exclude(metadata__mirror__has_key="parent_execution_id"):
+        stand_ins.add(orphan.task_id)
         orphan.metadata["mirror"]["parent_execution_id"] = main.pk
-        orphan.save(update_fields=["metadata"])
+        orphan.task = main.task
+        orphan.save(update_fields=["metadata", "task"])
+    # The placeholder tasks those orphans were filed under are now empty: drop them.
+    Task.objects.filter(
+        pk__in=stand_ins, metadata__created_by=TASK_MARK, executions__isnull=True
+    ).delete()
 
 
 def _store_entry(execution: Execution, entry: SessionStoreEntry) -> bool:
@@ -224,7 +239,7 @@ def _task_for(session_id: str, entries: list[SessionStoreEntry]) -> Task:
         name=name,
         category=Category.IMPORTED,
         difficulty=Difficulty.MEDIUM,
-        metadata={"created_by": "session_store"},
+        metadata={"created_by": TASK_MARK},
     )
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -33,29 +34,46 @@ def worker_env() -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def live_worker(transactional_db) -> Iterator[subprocess.Popen]:
+WORKER = [
+    sys.executable,
+    "-m",
+    "dramatiq",
+    "trainingdash.worker",
+    "--processes",
+    "1",
+    "--threads",
+    "2",
+]
+
+
+def start_worker(**env: str) -> subprocess.Popen:
     require("Redis", bool(settings.REDIS_URL), "set REDIS_URL")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dramatiq",
-            "trainingdash.worker",
-            "--processes",
-            "1",
-            "--threads",
-            "2",
-        ],
+    return subprocess.Popen(
+        WORKER,
         cwd=ROOT,
-        env=worker_env(),
+        env=worker_env() | env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group: killable with its CLI children
     )
+
+
+def stop_worker(proc: subprocess.Popen) -> str:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        return proc.communicate(timeout=30)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        return proc.communicate()[0]
+
+
+@pytest.fixture
+def live_worker(transactional_db) -> Iterator[subprocess.Popen]:
+    proc = start_worker()
     yield proc
-    proc.terminate()
-    proc.wait(timeout=30)
+    stop_worker(proc)
 
 
 def wait_for(condition, timeout: float = 30.0) -> bool:
@@ -112,3 +130,59 @@ def test_without_redis_url_the_same_broker_runs_on_embedded_redis(embedded_broke
         worker.stop()
     assert sorted(seen) == [0, 1, 2]
     assert (tmp_path / "redis").is_dir()
+
+
+FAST_FAILOVER = {
+    "COLLECTION_LEASE_SECONDS": "4",
+    "DRAMATIQ_HEARTBEAT_TIMEOUT_MS": "3000",
+    "DRAMATIQ_MAINTENANCE_CHANCE": "1000000",  # per million commands: always
+}
+
+
+def test_a_job_whose_worker_is_killed_completes_exactly_once_on_redelivery(
+    transactional_db, tmp_path
+):
+    from collection.jobs import JobSpec, create_job
+    from collection.models import CollectionJob, Execution, JobStatus
+    from tests.factories import make_task
+    from tests.sessions import FIX_SCRIPT, TOOLS, VERIFIER, make_workspace
+
+    slow_fix = [
+        *FIX_SCRIPT[:3],
+        {"tool": "Bash", "input": {"command": f"sleep 6; {VERIFIER}"}},
+        FIX_SCRIPT[-1],
+    ]
+    spec = JobSpec(
+        prompt="Fix the failing test",
+        allowed_tools=TOOLS,
+        script=slow_fix,
+        workspace=str(make_workspace(tmp_path / "ws")),
+        verifier=VERIFIER,
+    )
+    first = start_worker(**FAST_FAILOVER)
+    job = create_job(make_task(), spec)
+    try:
+        mid_session = wait_for(
+            lambda: Execution.objects.filter(job__pk=job.pk, tool_calls__name="Bash").exists(),
+            timeout=60,
+        )
+        assert mid_session, "the job never reached its Bash step"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the worker, its children and the CLI
+        first.communicate()
+    assert CollectionJob.objects.get(pk=job.pk).status == JobStatus.RUNNING
+
+    second = start_worker(**FAST_FAILOVER)
+    try:
+        done = wait_for(lambda: CollectionJob.objects.get(pk=job.pk).is_finished, timeout=120)
+    finally:
+        output = stop_worker(second)
+    assert done, output
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.attempts == 2
+    assert Execution.objects.count() == 1
+    execution = Execution.objects.get()
+    assert execution.success and execution.training_example.is_golden
+    assert execution.metadata["interrupted_attempts"] == 1
+    assert execution.messages.filter(type="result").count() == 1

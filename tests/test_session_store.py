@@ -26,7 +26,7 @@ from claude_agent_sdk import (
 from claude_agent_sdk.testing import run_session_store_conformance
 from claude_agent_sdk.types import SessionKey, SessionStore
 
-from collection.models import Execution, Message, Source
+from collection.models import Execution, Message, Source, Task
 from collection.scripted_model import scripted_env
 from collection.session_store import DatabaseSessionStore
 
@@ -140,13 +140,18 @@ def test_a_subagent_transcript_is_its_own_execution_linked_to_its_parent() -> No
     assert "summary" not in sub.metadata["mirror"]
 
 
-def test_a_subagent_transcript_that_arrives_first_is_linked_when_its_parent_arrives() -> None:
+def test_an_early_subagent_transcript_is_linked_and_refiled_when_its_parent_arrives() -> None:
     store = DatabaseSessionStore()
     append(store, SUB_KEY, [user("s1", "Run ls")])
     assert "parent_execution_id" not in mirrored(SUB_KEY).metadata["mirror"]
 
+    assert mirrored(SUB_KEY).task.name == "Mirrored session sess-1"
+
     append(store, KEY, [user("u1", "Ask a helper")])
-    assert mirrored(SUB_KEY).metadata["mirror"]["parent_execution_id"] == mirrored(KEY).pk
+    main, sub = mirrored(KEY), mirrored(SUB_KEY)
+    assert sub.metadata["mirror"]["parent_execution_id"] == main.pk
+    assert sub.task == main.task and main.task.name == "Ask a helper"
+    assert list(Task.objects.values_list("name", flat=True)) == ["Ask a helper"]
 
 
 def test_deleting_a_session_removes_its_executions_and_messages_but_not_others() -> None:
@@ -180,7 +185,8 @@ def test_a_real_sdk_session_is_mirrored_live_with_its_subagent(tmp_path: Path) -
     assert main.task.name == "Ask a helper what is here."
     assert {"user", "assistant"} <= {p["type"] for p in payloads(main)}
     (sub,) = Execution.objects.exclude(pk=main.pk)
-    assert sub.metadata["mirror"]["parent_execution_id"] == main.pk
+    assert sub.metadata["mirror"]["parent_execution_id"] == main.pk and sub.task == main.task
+    assert Task.objects.count() == 1
     assert any("calc.py" in str(p) for p in payloads(sub))
     _reads_back_through_the_sdk(store, workspace, result.session_id, sub.agent_id)
 

@@ -161,6 +161,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 REDIS_EMBEDDED_DB = DATA_DIR / "redis" / "trainingdash.rdb"
 DRAMATIQ_NAMESPACE = os.environ.get("DRAMATIQ_NAMESPACE", "trainingdash")
 DRAMATIQ_HEARTBEAT_TIMEOUT_MS = env_int("DRAMATIQ_HEARTBEAT_TIMEOUT_MS", 60_000)
+# Per million broker commands: how often a worker requeues the messages of dead workers.
 DRAMATIQ_MAINTENANCE_CHANCE = env_int("DRAMATIQ_MAINTENANCE_CHANCE", 1000)
 # A running collection job renews its lease every quarter of this; a lapsed lease means the
 # worker died and the job may be taken over.
