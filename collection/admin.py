@@ -5,7 +5,15 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from collection.models import AgentAction, Execution, Message, Task, ToolCall, TrainingExample
+from collection.models import (
+    AgentAction,
+    CollectionJob,
+    Execution,
+    Message,
+    Task,
+    ToolCall,
+    TrainingExample,
+)
 
 
 @admin.register(Task)
@@ -45,7 +53,7 @@ class ExecutionAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["execution", "seq", "type", "subtype", "parent_tool_use_id", "uuid"]
+    list_display = ["execution", "seq", "type", "subtype", "step", "parent_tool_use_id", "uuid"]
     list_filter = ["type"]
     search_fields = ["uuid", "execution__session_id"]
     raw_id_fields = ["execution"]
@@ -116,3 +124,47 @@ class TrainingExampleAdmin(admin.ModelAdmin):
     def unmark_golden(self, request: HttpRequest, queryset: QuerySet[TrainingExample]) -> None:
         n = queryset.update(is_golden=False)
         self.message_user(request, f"Unmarked {n} examples.", messages.SUCCESS)
+
+
+@admin.register(CollectionJob)
+class CollectionJobAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "kind",
+        "task",
+        "status",
+        "attempts",
+        "progress",
+        "created_by",
+        "started_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "kind", "batch"]
+    search_fields = ["task__name", "error", "batch"]
+    raw_id_fields = ["task", "execution", "created_by"]
+    readonly_fields = ["lease_owner", "lease_expires_at", "attempts", "progress"]
+    actions = ["cancel", "requeue"]
+
+    @admin.action(description="Cancel (running jobs stop at their next check)")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[CollectionJob]) -> None:
+        from collection.jobs import cancel_job
+
+        for job in queryset:
+            cancel_job(job)
+        self.message_user(request, f"Asked {queryset.count()} jobs to stop.", messages.SUCCESS)
+
+    @admin.action(description="Queue again (failed or cancelled jobs)")
+    def requeue(self, request: HttpRequest, queryset: QuerySet[CollectionJob]) -> None:
+        from collection.jobs import enqueue
+
+        ids = list(queryset.filter(status__in=["failed", "cancelled"]).values_list("pk", flat=True))
+        CollectionJob.objects.filter(pk__in=ids).update(
+            status="queued",
+            cancel_requested=False,
+            error="",
+            finished_at=None,
+            execution=None,  # keep the earlier attempt's execution; the rerun gets its own
+        )
+        for pk in ids:
+            transaction.on_commit(lambda pk=pk: enqueue(pk))
+        self.message_user(request, f"Queued {len(ids)} jobs again.", messages.SUCCESS)

@@ -83,7 +83,16 @@ def test_a_reviewer_can_review_but_not_use_the_admin(client, reviewer):
 def test_an_admin_sees_every_admin_changelist(client, admin_user):
     make_example()
     client.force_login(admin_user)
-    for model in ("task", "execution", "message", "toolcall", "agentaction", "trainingexample"):
+    models = (
+        "task",
+        "execution",
+        "message",
+        "toolcall",
+        "agentaction",
+        "trainingexample",
+        "collectionjob",
+    )
+    for model in models:
         assert client.get(f"/admin/collection/{model}/").status_code == 200, model
 
 
