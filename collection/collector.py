@@ -179,6 +179,7 @@ class _SessionRun:
         self.outcome = SessionOutcome()
         self.recorder: TrajectoryRecorder | None = None
         self.prompt = ""
+        self._writes: list[asyncio.Future[Any]] = []
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -194,14 +195,19 @@ class _SessionRun:
 
     async def stream(self, messages: AsyncIterator[Any]) -> AsyncIterator[Any]:
         assert self.recorder is not None
+        loop = asyncio.get_running_loop()
         try:
             async for message in messages:
-                await self._call(self.recorder.record, to_payload(message))
+                # Written in order on the session's DB thread while the agent goes on; the
+                # consumer doesn't wait for the database (drained before judging).
+                write = partial(self.recorder.record, to_payload(message))
+                self._writes.append(loop.run_in_executor(self._db, write))
                 if self.on_message:
                     self.on_message(message)
                 yield message
         except ResultError:
-            # The CLI reported an error result (already stored) and exited non-zero.
+            # The CLI reported an error result (stored) and exited non-zero.
+            await self._drain()
             if self.recorder.result is None:
                 raise
         except GeneratorExit:
@@ -217,7 +223,12 @@ class _SessionRun:
         finally:
             # Stops the CLI when we leave early; a no-op after a normal end.
             await messages.aclose()
+            await self._drain()
         await self._judge()
+
+    async def _drain(self) -> None:
+        writes, self._writes = self._writes, []
+        await asyncio.gather(*writes)
 
     async def _judge(self) -> None:
         """After the stream ended: status and success from the result and the verifier."""
