@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -43,13 +44,14 @@ from collection.schema import TaskDefinition  # noqa: E402
 from collection.scripted_model.runtime import scripted_env  # noqa: E402
 
 TOOLS = ["Read", "Edit", "Bash"]
+PYTHON = shlex.quote(sys.executable)
 SCRIPT = [
     {"tool": "Read", "input": {"file_path": "calc.py"}},
     {
         "tool": "Edit",
         "input": {"file_path": "calc.py", "old_string": "a - b", "new_string": "a + b"},
     },
-    {"tool": "Bash", "input": {"command": "python3 test_calc.py"}},
+    {"tool": "Bash", "input": {"command": f"{PYTHON} test_calc.py"}},
     {"text": "Fixed."},
 ]
 TASK = TaskDefinition(
@@ -57,7 +59,7 @@ TASK = TaskDefinition(
     category="debugging",
     difficulty="easy",
     required_tools=TOOLS,
-    metadata={"verifier": "python3 test_calc.py"},
+    metadata={"verifier": f"{PYTHON} test_calc.py"},
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,9 @@ TOOLS = ["Read", "Edit", "Write", "Bash", "Glob", "Grep"]
 
 BUGGY = "def add(a, b):\n    return a - b\n"
 TEST = "from calc import add\n\nassert add(2, 3) == 5, 'add is broken'\nprint('ok')\n"
-VERIFIER = "python3 test_calc.py"
+# The interpreter by path: a shim (pyenv) may print noise or wait on its lock.
+PYTHON = shlex.quote(sys.executable)
+VERIFIER = f"{PYTHON} test_calc.py"
 
 FIX_SCRIPT: list[dict[str, Any]] = [
     {"thinking": "The test fails; read the module first."},

@@ -7,7 +7,7 @@ from collection.models import AgentRole, JobKind, JobStatus
 from collection.multi_agent import MultiAgentCollector
 from collection.schema import TaskDefinition
 from tests.factories import make_task
-from tests.sessions import TOOLS, make_workspace
+from tests.sessions import PYTHON, TOOLS, make_workspace
 
 TASK = TaskDefinition(
     name="Full-stack feature", category="multi_agent", difficulty="hard", required_tools=["Write"]
@@ -81,7 +81,7 @@ def test_a_real_multi_agent_session_nests_specialists_under_the_coordinator(
             "tool": "Agent",
             "input": {"description": "tests", "prompt": "Run the test", "subagent_type": "tester"},
             "subagent": [
-                {"tool": "Bash", "input": {"command": "python3 test_calc.py || true"}},
+                {"tool": "Bash", "input": {"command": f"{PYTHON} test_calc.py || true"}},
                 {"text": "The test fails."},
             ],
         },

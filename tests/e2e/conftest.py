@@ -27,7 +27,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-@pytest.fixture(scope="session")
+# Module scope: while Playwright runs, this thread has a running event loop, and the rest of the
+# suite calls asyncio.run(); it must be stopped before other modules run.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     require("Chromium", os.path.exists(CHROMIUM), f"no browser at {CHROMIUM}")
     with sync_playwright() as playwright:
