@@ -157,3 +157,27 @@ def test_the_collect_command_shows_progress_and_the_outcome(workspace, tmp_path)
     text = out.getvalue()
     assert "→ Edit" in text and "■ success" in text
     assert "Completed: success=True" in text and "golden" in text
+
+
+def test_a_running_job_stops_when_cancelled(
+    workspace, django_capture_on_commit_callbacks, settings
+):
+    import threading
+
+    settings.COLLECTION_LEASE_SECONDS = 4  # the watcher checks every second
+    with django_capture_on_commit_callbacks(execute=False):
+        job = create_job(make_task(), fix_spec(workspace, policy="slow", script=None))
+    finished = []
+    runner = threading.Thread(target=lambda: finished.append(run_job(job.pk)))
+    runner.start()
+    try:
+        from tests.test_broker import wait_for
+
+        assert wait_for(lambda: Execution.objects.filter(messages__subtype="init").exists())
+        cancel_job(job)
+    finally:
+        runner.join(timeout=60)
+    job = finished[0]
+    assert job.status == JobStatus.CANCELLED
+    assert job.execution.status == TaskStatus.CANCELLED and job.execution.is_partial
+    assert job.execution.error == "cancelled by a user"
