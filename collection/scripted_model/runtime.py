@@ -67,7 +67,8 @@ def scripted_env(
 
     ``script`` is JSON data (sent inline) or the path of a JSON file (for big scripts).
     ``cwd`` resolves relative paths in the script (else the CLI's working directory is used).
-    ``config_dir`` becomes CLAUDE_CONFIG_DIR, keeping the CLI's state out of ~/.claude.
+    ``config_dir`` becomes CLAUDE_CONFIG_DIR and HOME, keeping the CLI's state out of ~/.claude
+    and the user's shell start-up files out of the sandbox.
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown scripted policy {policy!r}; known: {sorted(POLICIES)}")
@@ -84,7 +85,11 @@ def scripted_env(
         "ANTHROPIC_CUSTOM_HEADERS": "\n".join(f"{k}: {v}" for k, v in headers.items()),
     }
     if config_dir is not None:
+        Path(config_dir).mkdir(parents=True, exist_ok=True)
         env["CLAUDE_CONFIG_DIR"] = str(config_dir)
+        # The CLI's Bash tool sources $HOME/.bashrc; a user's (pyenv init, prompts) makes
+        # sessions slow and nondeterministic, so scripted sessions get an empty home.
+        env["HOME"] = str(config_dir)
     return env
 
 
