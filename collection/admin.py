@@ -139,9 +139,9 @@ class CollectionJobAdmin(admin.ModelAdmin):
         "started_at",
         "finished_at",
     ]
-    list_filter = ["status", "kind", "batch"]
-    search_fields = ["task__name", "error", "batch"]
-    raw_id_fields = ["task", "execution", "created_by"]
+    list_filter = ["status", "kind"]
+    search_fields = ["task__name", "error", "plan_key"]
+    raw_id_fields = ["task", "execution", "created_by", "batch"]
     readonly_fields = ["lease_owner", "lease_expires_at", "attempts", "progress"]
     actions = ["cancel", "requeue"]
 

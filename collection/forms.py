@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django import forms
 
+from collection.models import TEMPLATE_CATEGORIES, Difficulty
+
 
 class ReviewForm(forms.Form):
     is_golden = forms.BooleanField(required=False, label="Golden")
@@ -16,3 +18,29 @@ class ReviewForm(forms.Form):
         if too_long:
             raise forms.ValidationError(f"Tag {too_long[0][:20]!r}… is longer than 50 characters.")
         return tags
+
+
+class GenerateForm(forms.Form):
+    examples_per_category = forms.IntegerField(min_value=1, max_value=1000, initial=2)
+    categories = forms.MultipleChoiceField(
+        choices=[(c, c) for c in TEMPLATE_CATEGORIES], required=False,
+        widget=forms.CheckboxSelectMultiple, help_text="none ticked: all",
+    )
+    difficulties = forms.MultipleChoiceField(
+        choices=Difficulty.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        help_text="none ticked: all",
+    )
+    include_chains = forms.BooleanField(required=False, initial=True)
+    include_multi_agent = forms.BooleanField(required=False, initial=True)
+    seed = forms.IntegerField(initial=0)
+    concurrency = forms.IntegerField(min_value=1, max_value=64, initial=2)
+    backend = forms.ChoiceField(choices=[("scripted", "Scripted model"), ("claude", "Claude")])
+    max_cost_usd = forms.FloatField(required=False, min_value=0.0001, label="Cost ceiling (USD)")
+
+    def params(self) -> dict:
+        data = {k: v for k, v in self.cleaned_data.items() if v not in (None, [], "")}
+        return data
+
+
+class TemplateUploadForm(forms.Form):
+    archive = forms.FileField(help_text="A .zip of one template folder (manifest.json, workspace/)")

@@ -85,13 +85,13 @@ class JobCancelled(Exception):
 
 
 def create_job(
-    task: Task, spec: JobSpec, *, kind: str = JobKind.SESSION, user: Any = None, batch: str = ""
+    task: Task, spec: JobSpec, *, kind: str = JobKind.SESSION, user: Any = None
 ) -> CollectionJob:
     """Store a job and queue it once the surrounding transaction commits."""
     if kind == JobKind.CHAIN and spec.chain is None:
         raise ValueError("a chain job needs spec.chain")
     job = CollectionJob.objects.create(
-        task=task, kind=kind, spec=spec.model_dump(mode="json"), created_by=user, batch=batch
+        task=task, kind=kind, spec=spec.model_dump(mode="json"), created_by=user
     )
     transaction.on_commit(lambda: enqueue(job.pk))
     return job
@@ -169,12 +169,24 @@ def run_job(
         raise InfrastructureError(f"job {job_id}: database unavailable: {exc}") from exc
     if job is None:
         return _explain_skip(job_id)
+    from collection.generation import refresh_status, stop_reason
+
+    reason = stop_reason(job)
+    if reason:
+        return _finish(job, JobStatus.CANCELLED, reason)
     execution = _fresh_execution(job)
     sandbox = _sandbox(job)
     try:
         status, error = asyncio.run(_collect(job, execution, sandbox, owner, on_message))
     finally:
         shutil.rmtree(sandbox, ignore_errors=True)
+    job = _finish(job, status, error)
+    if job.batch_id:
+        refresh_status(job.batch)
+    return job
+
+
+def _finish(job: CollectionJob, status: str, error: str) -> CollectionJob:
     CollectionJob.objects.filter(pk=job.pk).update(
         status=status, error=error, finished_at=timezone.now(), lease_expires_at=None
     )

@@ -36,6 +36,10 @@ class Category(models.TextChoices):
     IMPORTED = "imported"
 
 
+# The categories the template library covers (the seed's six).
+TEMPLATE_CATEGORIES = tuple(c.value for c in Category if c != Category.IMPORTED)
+
+
 class TaskStatus(models.TextChoices):
     PENDING = "pending"
     IN_PROGRESS = "in_progress"
@@ -330,7 +334,12 @@ class CollectionJob(models.Model):
     execution = models.OneToOneField(
         Execution, null=True, blank=True, on_delete=models.SET_NULL, related_name="job"
     )
-    batch = models.CharField(max_length=100, blank=True, db_index=True)
+    batch = models.ForeignKey(
+        "GenerationBatch", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    )
+    # Within a batch, what this job is in the plan (template, seed, kind): resuming a batch
+    # creates only the planned jobs that don't exist yet.
+    plan_key = models.CharField(max_length=200, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
@@ -341,6 +350,13 @@ class CollectionJob(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         permissions = [("run_collectionjob", "Can start and cancel collection jobs")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["batch", "plan_key"],
+                condition=models.Q(batch__isnull=False),
+                name="job_unique_plan_key_per_batch",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} job {self.pk} [{self.status}]"
@@ -348,3 +364,25 @@ class CollectionJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class GenerationBatch(models.Model):
+    """A batch of generated sessions: its parameters, and whether it should keep going."""
+
+    name = models.CharField(max_length=200)
+    params = models.JSONField(default=_json_dict)
+    status = models.CharField(
+        max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
+    )
+    cancel_requested = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} [{self.status}]"

@@ -1,19 +1,39 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Avg, Count, Q, Sum
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import trigger_client_event
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 from pydantic import ValidationError
 
-from collection.forms import ReviewForm
-from collection.models import Category, Difficulty, Execution, Source, TaskStatus, TrainingExample
+from collection.forms import GenerateForm, ReviewForm, TemplateUploadForm
+from collection.generation import (
+    GenerationParams,
+    batch_stats,
+    cancel_batch,
+    refresh_status,
+    resume_batch,
+    start_batch,
+)
+from collection.models import (
+    TEMPLATE_CATEGORIES,
+    Category,
+    Difficulty,
+    Execution,
+    GenerationBatch,
+    Source,
+    TaskStatus,
+    TrainingExample,
+)
 from collection.queries import ExampleFilters, filter_examples
 from collection.review import review_example
-from collection.roles import REVIEWER, role_required
+from collection.roles import ADMIN, REVIEWER, has_role, role_required
+from collection.task_templates import TaskTemplateLibrary, TemplateError
+from collection.template_upload import install_template_archive
 from trainingdash.http import HtmxHttpRequest
 
 
@@ -117,3 +137,81 @@ def _review_initial(example: TrainingExample) -> dict:
 
 def _describe(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+# --- generation batches ------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(ADMIN)
+def batch_list(request: HtmxHttpRequest) -> HttpResponse:
+    form = GenerateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            batch = start_batch(GenerationParams(**form.params()), user=request.user)
+        except (ValidationError, ValueError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("collection-batch-detail", pk=batch.pk)
+    batches = GenerationBatch.objects.select_related("created_by")[:50]
+    status = 400 if form.errors else 200
+    return render(
+        request, "collection/batch_list.html", {"form": form, "batches": batches}, status=status
+    )
+
+
+@require_GET
+@role_required(ADMIN)
+def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    batch = refresh_status(get_object_or_404(GenerationBatch, pk=pk))
+    context = {
+        "batch": batch,
+        "stats": batch_stats(batch),
+        "jobs": batch.jobs.select_related("task", "execution__training_example"),
+    }
+    if request.htmx:
+        response = render(request, "collection/batch_detail.html#progress", context)
+        # Finished: tell htmx to stop polling (status 286).
+        return HttpResponseStopPolling(response.content) if batch.status != "running" else response
+    return render(request, "collection/batch_detail.html", context)
+
+
+@require_POST
+@role_required(ADMIN)
+def batch_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
+    batch = get_object_or_404(GenerationBatch, pk=pk)
+    if action == "cancel":
+        cancel_batch(batch)
+    elif action == "resume":
+        resume_batch(batch)
+    else:
+        raise Http404(f"unknown batch action {action!r}")
+    return redirect("collection-batch-detail", pk=batch.pk)
+
+
+# --- task templates ----------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+def template_list(request: HtmxHttpRequest) -> HttpResponse:
+    form = TemplateUploadForm()
+    added = None
+    if request.method == "POST":
+        if not has_role(request.user, ADMIN):
+            raise PermissionDenied("needs the admin role")
+        form = TemplateUploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                added = install_template_archive(form.cleaned_data["archive"])
+            except TemplateError as exc:
+                form.add_error("archive", str(exc))
+    library = TaskTemplateLibrary.load()
+    context = {
+        "form": form,
+        "added": added,
+        "library": library,
+        "by_category": {c: library.templates(category=c) for c in TEMPLATE_CATEGORIES},
+    }
+    return render(
+        request, "collection/template_list.html", context, status=400 if form.errors else 200
+    )

@@ -106,7 +106,7 @@ def embedded_broker(tmp_path, settings) -> Iterator[dramatiq.Broker]:
     broker = broker_module.make_broker()
     yield broker
     broker.close()
-    broker_module._embedded.shutdown()
+    broker_module.stop_embedded_redis()
     broker_module._embedded = previous
 
 

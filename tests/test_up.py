@@ -22,7 +22,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_up_starts_web_and_worker_on_embedded_services_and_the_admin_can_log_in(tmp_path):
+def test_up_starts_web_and_worker_on_embedded_services_and_seeds_a_demo(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     env |= {
@@ -41,7 +41,7 @@ def test_up_starts_web_and_worker_on_embedded_services_and_the_admin_can_log_in(
         text=True,
     )
     try:
-        banner = proc.stdout.readline() + proc.stdout.readline()
+        banner = "".join(proc.stdout.readline() for _ in range(3))
         assert "log in as 'admin'" in banner, banner
         password = re.search(r"password: (\S+)", banner).group(1)
         assert (tmp_path / "admin-password.txt").read_text().strip() == password
@@ -57,11 +57,21 @@ def test_up_starts_web_and_worker_on_embedded_services_and_the_admin_can_log_in(
         ).encode()
         dashboard = opener.open(base + "/accounts/login/", form).read().decode()
         assert "<h1>Dashboard</h1>" in dashboard
-        assert "No training examples yet" in dashboard
+        # The first start seeds a demo dataset: real scripted trajectories appear.
+        deadline = time.monotonic() + 240
+        while _examples_shown(dashboard) < 6 and time.monotonic() < deadline:
+            time.sleep(2)
+            dashboard = opener.open(base + "/").read().decode()
+        assert _examples_shown(dashboard) >= 6, dashboard[-3000:]
     finally:
         proc.terminate()
         output = proc.communicate(timeout=30)[0]
     assert "Worker process is ready" in output, output
+    assert "seeding a demo dataset" in banner + output
+
+
+def _examples_shown(dashboard: str) -> int:
+    return int(re.search(r'id="stat-examples">(\d+)<', dashboard).group(1))
 
 
 def _retry(fn, timeout: float = 30.0):

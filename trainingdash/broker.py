@@ -41,6 +41,17 @@ def embedded_redis(db_path: Path):
     return _embedded
 
 
+def stop_embedded_redis() -> None:
+    """Stop the embedded server this process started, saving the queues for the next start."""
+    global _embedded
+    if _embedded is not None:
+        try:
+            _embedded.shutdown(save=True)
+        except Exception:  # already gone: redis-py raises when SHUTDOWN closes the socket
+            log.debug("embedded Redis was already stopped", exc_info=True)
+        _embedded = None
+
+
 class InfrastructureError(Exception):
     """Raised by services for failures that a retry can fix (DB or broker hiccups)."""
 

@@ -181,6 +181,12 @@ TRAININGDASH_SCORING = {
 # Dotted path of a callable(TaskExecution) -> float used instead of the default scorer.
 TRAININGDASH_QUALITY_SCORER = os.environ.get("TRAININGDASH_QUALITY_SCORER", "")
 
+# Extra task-template folders (one sub-folder per template); the browser upload lands in the
+# first one.
+TRAININGDASH_TEMPLATE_DIRS = [
+    Path(p) for p in env_list("TRAININGDASH_TEMPLATE_DIRS", [str(DATA_DIR / "templates")])
+]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

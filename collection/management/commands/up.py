@@ -35,8 +35,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--setup-only", action="store_true", help="migrate and create the admin, then exit"
         )
+        parser.add_argument(
+            "--no-demo",
+            dest="demo",
+            action="store_false",
+            help="don't seed a demo dataset into an empty database",
+        )
 
-    def handle(self, *args, host: str, port: int, worker_threads: int, setup_only: bool, **kw):
+    def handle(
+        self, *args, host: str, port: int, worker_threads: int, setup_only: bool, demo: bool, **kw
+    ):
         if not setup_only:
             _check_port_free(host, port)
         call_command("migrate", interactive=False, verbosity=0)
@@ -49,8 +57,14 @@ class Command(BaseCommand):
 
             # This process owns the embedded server for the web app's and worker's lifetime.
             embedded_redis(Path(settings.REDIS_EMBEDDED_DB))
-        children = [self._worker(worker_threads), self._web(host, port)]
-        self._supervise(children)
+        if demo:
+            self._seed_demo()
+        try:
+            self._supervise([self._worker(worker_threads), self._web(host, port)])
+        finally:
+            from trainingdash.broker import stop_embedded_redis
+
+            stop_embedded_redis()
 
     def _first_admin(self, url: str) -> None:
         user_model = get_user_model()
@@ -74,6 +88,19 @@ class Command(BaseCommand):
         )
         if password_file.exists():
             self.stdout.write(f"  password: {password_file.read_text().strip()}")
+
+    def _seed_demo(self) -> None:
+        """First start on an empty database: queue one scripted session per template category."""
+        from collection.generation import GenerationParams, start_batch
+        from collection.models import GenerationBatch, TrainingExample
+
+        if TrainingExample.objects.exists() or GenerationBatch.objects.exists():
+            return
+        batch = start_batch(GenerationParams(examples_per_category=1), name="demo dataset")
+        self.stdout.write(
+            f"seeding a demo dataset: {batch.jobs.count()} scripted sessions, one per "
+            "category, run by the worker (watch them appear on the dashboard)"
+        )
 
     def _worker(self, threads: int) -> subprocess.Popen:
         cmd = [

@@ -1,0 +1,9 @@
+"""Temperature conversions for the weather widget."""
+
+
+def fahrenheit_to_celsius(fahrenheit):
+    return (fahrenheit - 32) * 9 / 5
+
+
+def celsius_to_fahrenheit(celsius):
+    return celsius * 9 / 5 + 32
