@@ -1,6 +1,6 @@
-"""Fails when files a task said to leave alone differ from the template's originals.
+"""Fails when files a task said to leave alone differ from the template's originals (no Django).
 
-python -m collection.verify_untouched ORIGINAL_WORKSPACE FILE...  (no Django needed)   (cwd: the sandbox)
+    python -m collection.verify_untouched ORIGINAL_WORKSPACE FILE...   (cwd: the sandbox)
 """
 
 from __future__ import annotations
