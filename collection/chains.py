@@ -10,7 +10,7 @@
 
 Each step is its own SDK session in the same working directory; a step's prompt carries the
 results of the steps it depends on. The example's execution holds every step's messages (each
-tagged with its step) and per-step metrics in `performance_metrics["steps"]`.
+tagged with its step) and per-step metrics in `performance_metrics["steps"]` (a list in run order).
 """
 
 from __future__ import annotations

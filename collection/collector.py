@@ -30,7 +30,7 @@ from django.utils import timezone
 from collection.models import Execution, Source, Task, TaskStatus, TrainingExample
 from collection.schema import TaskDefinition
 from collection.scoring import Scorer, apply_score
-from collection.trajectory import TrajectoryRecorder, finish, to_payload
+from collection.trajectory import TrajectoryRecorder, finish, set_step_metrics, to_payload
 
 VERIFIER_TIMEOUT_S = 300
 
@@ -296,13 +296,7 @@ def _in_fresh_connection(fn: Callable[..., Any], *args: Any) -> Any:
 
 def _close_step(execution: Execution, step: str, outcome: SessionOutcome, prompt: str) -> None:
     execution.refresh_from_db()
-    steps = execution.performance_metrics.get("steps", {})
-    steps[step] = steps.get(step, {}) | {
-        "status": outcome.status,
-        "error": outcome.error,
-        "prompt": prompt,
-    }
-    execution.performance_metrics = execution.performance_metrics | {"steps": steps}
+    set_step_metrics(execution, step, status=outcome.status, error=outcome.error, prompt=prompt)
     execution.save(update_fields=["performance_metrics"])
 
 

@@ -229,7 +229,7 @@ def apply_result(execution: Execution, result: dict[str, Any], *, step: str = ""
     """Add a ResultMessage's metrics to the execution (status/success are decided later).
 
     Adds rather than sets, so that a chain's steps sum up; a step's own figures are also kept
-    under `performance_metrics["steps"][step]`.
+    in `performance_metrics["steps"]`.
     """
     usage = result.get("usage") or {}
     ex = execution
@@ -245,18 +245,32 @@ def apply_result(execution: Execution, result: dict[str, Any], *, step: str = ""
     ex.outcome = result.get("result") or ""
     ex.session_id = ex.session_id or result.get("session_id") or ""
     if step:
-        steps = ex.performance_metrics.get("steps", {})
-        steps[step] = {
-            "session_id": result.get("session_id"),
-            "subtype": result.get("subtype"),
-            "is_error": result.get("is_error"),
-            "num_turns": result.get("num_turns"),
-            "duration_ms": result.get("duration_ms"),
-            "cost_usd": result.get("total_cost_usd"),
-            "usage": usage,
-        }
-        ex.performance_metrics = ex.performance_metrics | {"steps": steps}
+        set_step_metrics(
+            ex,
+            step,
+            session_id=result.get("session_id"),
+            subtype=result.get("subtype"),
+            is_error=result.get("is_error"),
+            num_turns=result.get("num_turns"),
+            duration_ms=result.get("duration_ms"),
+            cost_usd=result.get("total_cost_usd"),
+            usage=usage,
+        )
     ex.save()
+
+
+def set_step_metrics(execution: Execution, step: str, **fields: Any) -> None:
+    """Merge `fields` into a chain step's entry of `performance_metrics["steps"]`.
+
+    A list of {"name": ...} dicts in run order: PostgreSQL's JSONB doesn't keep key order.
+    """
+    steps = list(execution.performance_metrics.get("steps", []))
+    entry = next((s for s in steps if s["name"] == step), None)
+    if entry is None:
+        entry = {"name": step}
+        steps.append(entry)
+    entry.update(fields)
+    execution.performance_metrics = execution.performance_metrics | {"steps": steps}
 
 
 def finish(execution: Execution, status: str, *, error: str = "", partial: bool = False) -> None:

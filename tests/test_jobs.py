@@ -124,8 +124,8 @@ def test_a_chain_of_three_steps_is_one_example_with_per_step_metrics(
     ex = job.execution
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert ex.status == TaskStatus.COMPLETED and ex.success
-    steps = ex.performance_metrics["steps"]
-    assert list(steps) == ["identify", "fix", "verify"]
+    steps = {s["name"]: s for s in ex.performance_metrics["steps"]}
+    assert [s["name"] for s in ex.performance_metrics["steps"]] == ["identify", "fix", "verify"]
     assert all(s["status"] == "completed" and s["cost_usd"] > 0 for s in steps.values())
     assert ex.num_turns == sum(s["num_turns"] for s in steps.values())
     assert ex.cost_usd == pytest.approx(sum(s["cost_usd"] for s in steps.values()))

@@ -43,6 +43,9 @@ from collection.scripted_model import (
 from collection.scripted_model.request import encode_script
 from collection.scripted_model.script import GIVE_UP_TEXTS, plan
 
+# Runs in the SQLite pass only: no database at all.
+pytestmark = pytest.mark.backend_independent
+
 TOOLS = ["Read", "Edit", "Write", "Bash", "Grep", "Glob", "Agent"]
 VERIFY = f"{sys.executable} -c \"from calc import add; assert add(2, 3) == 5; print('verified')\""
 FIX_SCRIPT: list[dict[str, Any]] = [

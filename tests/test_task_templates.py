@@ -23,6 +23,9 @@ from collection.task_templates import (
 )
 from collection.task_templates.authoring import edit_steps
 
+# SQLite pass only: templates, verifiers and scripts are the same on any database.
+pytestmark = pytest.mark.backend_independent
+
 LIBRARY = TaskTemplateLibrary.load([])
 BUILTIN = LIBRARY.templates()
 ACCESSORS = {  # the seed's names, called on the class (the default library)
@@ -113,8 +116,8 @@ def test_the_scripted_policy_solves_the_template_end_to_end(
     assert not execution.tool_calls.filter(is_error=True).exclude(name="Bash").exists()
     if template.job_kind == "chain":
         steps = execution.performance_metrics["steps"]
-        assert list(steps) == [step.name for step in template.manifest.chain]
-        assert all(step["status"] == "completed" for step in steps.values())
+        assert [s["name"] for s in steps] == [step.name for step in template.manifest.chain]
+        assert all(step["status"] == "completed" for step in steps)
     if template.job_kind == "multi_agent":
         specialists = execution.actions.filter(role=AgentRole.SPECIALIST)
         assert set(specialists.values_list("agent_id", flat=True)) == set(template.manifest.agents)
