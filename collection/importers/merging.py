@@ -1,0 +1,81 @@
+"""Joining the lines Claude Code writes for one model response into one message.
+
+Claude Code writes a response as several lines sharing `message.id`, one content block each,
+each repeating the usage so far. Tool results (and hook progress) can land between those lines,
+so lines that arrive while a response is open are held and released after it: a tool result is
+then always stored after the tool call it answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collection.importers.reading import Numbered
+
+# Held lines before an open response is released anyway (keeps memory bounded).
+MAX_HELD = 1000
+
+
+def response_id(record: dict[str, Any]) -> str | None:
+    if record.get("type") != "assistant":
+        return None
+    message = record.get("message")
+    rid = message.get("id") if isinstance(message, dict) else None
+    return rid if isinstance(rid, str) and rid else None
+
+
+class ResponseMerger:
+    """Feed it numbered records in file order; it gives them back with responses merged."""
+
+    def __init__(self) -> None:
+        self._open: list[Numbered] = []
+        self._held: list[Numbered] = []
+
+    def push(self, item: Numbered) -> list[Numbered]:
+        rid = response_id(item.record)
+        if rid is not None:
+            if self._open and response_id(self._open[0].record) == rid:
+                self._open.append(item)
+                return []
+            released = self.close()
+            self._open = [item]
+            return released
+        if not self._open:
+            return [item]
+        self._held.append(item)
+        return self.close() if len(self._held) >= MAX_HELD else []
+
+    def close(self) -> list[Numbered]:
+        """Release the open response (merged) and the lines held behind it."""
+        if not self._open:
+            return []
+        merged = Numbered(self._open[0].line, merge_response([i.record for i in self._open]))
+        released = [merged, *self._held]
+        self._open, self._held = [], []
+        return released
+
+
+def merge_response(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """One record for a response: the first line's envelope, every line's blocks, the last
+    line's usage (the most complete), and the other lines' ids under `merged_lines`."""
+    if len(lines) == 1:
+        return lines[0]
+    first, last = lines[0], lines[-1]
+    message = dict(first["message"])
+    message["content"] = [block for line in lines for block in _blocks(line["message"])]
+    message["usage"] = last["message"].get("usage") or message.get("usage")
+    stops = [line["message"].get("stop_reason") for line in lines]
+    message["stop_reason"] = next((s for s in reversed(stops) if s), None)
+    merged = dict(first)
+    merged["message"] = message
+    merged["merged_lines"] = [
+        {key: line.get(key) for key in ("uuid", "parentUuid", "timestamp")} for line in lines[1:]
+    ]
+    return merged
+
+
+def _blocks(message: dict[str, Any]) -> list[Any]:
+    content = message.get("content")
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return list(content) if isinstance(content, list) else []

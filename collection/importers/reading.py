@@ -1,0 +1,161 @@
+"""Reading transcript files: JSON lines streamed one at a time, whole JSON documents, heads.
+
+JSONL is read in binary, one line at a time with a size limit, so memory stays flat however
+large the file is; a line over the limit is skipped without ever being held whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from django.conf import settings
+
+from collection.importers.base import Head, NotATranscript, TranscriptError
+
+HEAD_BYTES = 64 * 1024
+HEAD_RECORDS = 5
+_SKIP_CHUNK = 1024 * 1024
+_UTF8_BOM = b"\xef\xbb\xbf"
+_WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16 (and UTF-32 LE starts the same way)
+
+
+class Numbered(NamedTuple):
+    line: int
+    record: dict[str, Any]
+
+
+def max_line_bytes() -> int:
+    return int(getattr(settings, "TRAININGDASH_IMPORT_MAX_LINE_BYTES", 10 * 1024 * 1024))
+
+
+def max_document_bytes() -> int:
+    """Whole-document formats (SWE-agent, OpenHands) are parsed at once: this bounds them."""
+    return int(getattr(settings, "TRAININGDASH_IMPORT_MAX_DOCUMENT_BYTES", 256 * 1024 * 1024))
+
+
+def read_head(path: Path) -> Head:
+    """The first 64 KiB of a file as text, and the first JSON lines that fit in it."""
+    with path.open("rb") as fh:
+        raw = fh.read(HEAD_BYTES)
+    if not raw.strip():
+        # Claude Code leaves empty session files behind: a folder walk passes over them.
+        raise NotATranscript(path, 1, "empty file")
+    if raw.startswith(_WIDE_BOMS) or b"\x00" in raw:
+        raise TranscriptError(path, 1, "UTF-16/UTF-32 or binary data: transcripts are UTF-8")
+    text = raw.removeprefix(_UTF8_BOM).decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    if len(raw) == HEAD_BYTES:
+        lines = lines[:-1]  # the last one is probably cut by the 64 KiB boundary
+    return Head(path=path, text=text, records=_records(lines))
+
+
+def _records(lines: list[str]) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    for line in lines:
+        if len(records) == HEAD_RECORDS:
+            break
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            records.append(value)
+    return records
+
+
+def read_json_lines(
+    path: Path, on_problem: Callable[[TranscriptError], None]
+) -> Iterator[Numbered]:
+    """Yield (line number, object) for each usable line; report every other line and go on."""
+    limit = max_line_bytes()
+    with path.open("rb") as fh:
+        number = 0
+        while raw := fh.readline(limit + 1):
+            number += 1
+            if len(raw) > limit and not raw.endswith(b"\n"):
+                _skip_rest_of_line(fh)
+                on_problem(TranscriptError(path, number, f"line longer than {limit} bytes"))
+                continue
+            if number == 1:
+                raw = raw.removeprefix(_UTF8_BOM)
+            if not raw.strip():
+                continue
+            try:
+                yield Numbered(number, _parse_line(raw))
+            except ValueError as exc:
+                on_problem(TranscriptError(path, number, str(exc)))
+
+
+def _skip_rest_of_line(fh: Any) -> None:
+    while chunk := fh.readline(_SKIP_CHUNK):
+        if chunk.endswith(b"\n"):
+            return
+
+
+def _parse_line(raw: bytes) -> dict[str, Any]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        byte = raw[exc.start]
+        raise ValueError(f"not UTF-8 (byte 0x{byte:02x} at column {exc.start + 1})") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if not raw.endswith(b"\n") and _cut_short(exc, text):
+            raise ValueError("truncated: the file ends inside this line") from None
+        raise ValueError(f"malformed JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def read_json_document(path: Path) -> tuple[Any, str]:
+    """A whole JSON document and the sha256 of its bytes (its identity when it has no id)."""
+    size = path.stat().st_size
+    limit = max_document_bytes()
+    if size > limit:
+        raise TranscriptError(path, 1, f"{size} bytes, over the {limit}-byte document limit")
+    raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        text = raw.removeprefix(_UTF8_BOM).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise TranscriptError(path, line, f"not UTF-8 (byte 0x{raw[exc.start]:02x})") from None
+    try:
+        return json.loads(text), digest
+    except json.JSONDecodeError as exc:
+        if _cut_short(exc, text):
+            reason = "truncated: the file ends inside the JSON document"
+        else:
+            reason = f"malformed JSON: {exc.msg} (column {exc.colno})"
+        raise TranscriptError(path, exc.lineno, reason) from None
+
+
+def _cut_short(error: json.JSONDecodeError, text: str) -> bool:
+    """Whether the JSON ends early (a string or value still open at the end of the text)."""
+    return error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string")
+
+
+class Peekable:
+    """An iterator of numbered records that can look one ahead (where one session ends)."""
+
+    def __init__(self, items: Iterator[Numbered]) -> None:
+        self._items = items
+        self._next: Numbered | None = None
+
+    def peek(self) -> Numbered | None:
+        if self._next is None:
+            self._next = next(self._items, None)
+        return self._next
+
+    def take(self) -> Numbered | None:
+        item = self.peek()
+        self._next = None
+        return item

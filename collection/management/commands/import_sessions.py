@@ -1,0 +1,51 @@
+"""Import agent sessions from files, folders (walked recursively) and globs.
+
+    manage.py import_sessions ~/.claude/projects 'logs/**/*.jsonl' run.traj
+
+Every file is tried, each session in its own transaction, whatever fails elsewhere; the report
+lists each problem as file:line: reason. The exit status is 1 when there were errors, so that
+scripts notice (`--exit-zero` to report them and still exit 0, say for a cron job over a folder
+Claude Code is still writing to); `--fail-fast` stops after the first file with an error.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from collection.importers import IMPORTERS, import_paths
+
+
+class Command(BaseCommand):
+    help = (
+        "Import Claude Code transcripts, stream-json logs, SWE-agent and OpenHands "
+        "trajectories from files, folders and globs."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or glob")
+        parser.add_argument("--importer", choices=sorted(IMPORTERS), help="don't sniff: use this")
+        parser.add_argument("--dry-run", action="store_true", help="read all, store nothing")
+        parser.add_argument("--fail-fast", action="store_true", help="stop at the first error")
+        parser.add_argument("--exit-zero", action="store_true", help="exit 0 despite errors")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        # disable=None: the bar shows on a terminal only, never in logs or pipes.
+        with tqdm(
+            unit="B", unit_scale=True, file=sys.stderr, disable=options["no_progress"] or None
+        ) as bar:
+            report = import_paths(
+                options["paths"],
+                importer=options["importer"],
+                dry_run=options["dry_run"],
+                fail_fast=options["fail_fast"],
+                progress=bar,
+            )
+        style = self.style.SUCCESS if report.ok else self.style.WARNING
+        self.stdout.write(style(report.summary()))
+        if report.errors and not options["exit_zero"]:
+            raise CommandError(f"{len(report.errors)} error(s) while importing")
