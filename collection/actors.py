@@ -22,3 +22,10 @@ def run_collection_job(job_id: int) -> None:
     from collection.jobs import run_job
 
     run_job(job_id)
+
+
+@dramatiq.actor(queue_name="imports", time_limit=6 * 60 * 60 * 1000)
+def import_upload(upload_id: int) -> None:
+    from collection.import_uploads import run_import_upload
+
+    run_import_upload(upload_id)

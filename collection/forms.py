@@ -23,11 +23,15 @@ class ReviewForm(forms.Form):
 class GenerateForm(forms.Form):
     examples_per_category = forms.IntegerField(min_value=1, max_value=1000, initial=2)
     categories = forms.MultipleChoiceField(
-        choices=[(c, c) for c in TEMPLATE_CATEGORIES], required=False,
-        widget=forms.CheckboxSelectMultiple, help_text="none ticked: all",
+        choices=[(c, c) for c in TEMPLATE_CATEGORIES],
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="none ticked: all",
     )
     difficulties = forms.MultipleChoiceField(
-        choices=Difficulty.choices, required=False, widget=forms.CheckboxSelectMultiple,
+        choices=Difficulty.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="none ticked: all",
     )
     include_chains = forms.BooleanField(required=False, initial=True)
@@ -44,3 +48,10 @@ class GenerateForm(forms.Form):
 
 class TemplateUploadForm(forms.Form):
     archive = forms.FileField(help_text="A .zip of one template folder (manifest.json, workspace/)")
+
+
+class ImportUploadForm(forms.Form):
+    file = forms.FileField(
+        help_text="A Claude Code transcript (.jsonl), a stream-json log, a SWE-agent .traj, an "
+        "OpenHands .json, or a .zip of any of these (e.g. a ~/.claude/projects folder)."
+    )

@@ -253,16 +253,15 @@ def wait_for_batch(
 
 
 class InProcessWorkers:
-    """Dramatiq worker threads in this process, for scripts and the `generate` command."""
+    """Dramatiq worker threads in this process (all queues), for scripts and commands."""
 
     def __init__(self, threads: int) -> None:
         from dramatiq import Worker
 
-        from collection.actors import run_collection_job
+        import collection.actors  # noqa: F401 - declares the actors on the broker
         from trainingdash.broker import setup_broker
 
-        broker = setup_broker()
-        self.worker = Worker(broker, worker_threads=threads, queues={run_collection_job.queue_name})
+        self.worker = Worker(setup_broker(), worker_threads=threads)
 
     def __enter__(self) -> InProcessWorkers:
         self.worker.start()

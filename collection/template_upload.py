@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import tempfile
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO
 
 from django.conf import settings
 
+from collection.archives import ArchiveError, safe_extract
 from collection.task_templates import TaskTemplate, TemplateError, add_user_template
 
 MAX_UNPACKED_BYTES = 20 * 1024 * 1024
@@ -16,36 +16,16 @@ MAX_FILES = 2000
 
 
 def install_template_archive(archive: IO[bytes]) -> TaskTemplate:
-    """Unpack a zip holding one template folder and add it to the first user template dir.
-
-    Entries that would land outside the unpack folder (absolute paths, `..`), links, and
-    archives too large to unpack are refused before anything is written.
-    """
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            members = _checked_members(zf)
-            with tempfile.TemporaryDirectory(prefix="template-upload-") as tmp:
-                root = Path(tmp)
-                for member in members:
-                    zf.extract(member, root)
-                return add_user_template(_template_folder(root), _target_root())
-    except zipfile.BadZipFile as exc:
-        raise TemplateError(f"upload: not a zip archive ({exc})") from exc
-
-
-def _checked_members(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
-    members = zf.infolist()
-    if len(members) > MAX_FILES:
-        raise TemplateError(f"upload: {len(members)} files, more than {MAX_FILES}")
-    if sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
-        raise TemplateError(f"upload: unpacks to more than {MAX_UNPACKED_BYTES} bytes")
-    for m in members:
-        path = PurePosixPath(m.filename)
-        if path.is_absolute() or ".." in path.parts or "\\" in m.filename:
-            raise TemplateError(f"upload: {m.filename}: path escapes the template folder")
-        if (m.external_attr >> 16) & 0o170000 == 0o120000:
-            raise TemplateError(f"upload: {m.filename}: links are not allowed")
-    return members
+    """Unpack a zip holding one template folder and add it to the first user template dir."""
+    with tempfile.TemporaryDirectory(prefix="template-upload-") as tmp:
+        try:
+            root = safe_extract(
+                archive, Path(tmp), max_bytes=MAX_UNPACKED_BYTES, max_files=MAX_FILES
+            )
+        except ArchiveError as exc:
+            message = str(exc).replace("upload folder", "template folder")
+            raise TemplateError(f"upload: {message}") from exc
+        return add_user_template(_template_folder(root), _target_root())
 
 
 def _template_folder(root: Path) -> Path:

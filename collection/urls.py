@@ -13,4 +13,6 @@ urlpatterns = [
     path("batches/<int:pk>/", views.batch_detail, name="collection-batch-detail"),
     path("batches/<int:pk>/<str:action>/", views.batch_action, name="collection-batch-action"),
     path("templates/", views.template_list, name="collection-template-list"),
+    path("imports/", views.import_list, name="collection-import-list"),
+    path("imports/<int:pk>/", views.import_detail, name="collection-import-detail"),
 ]

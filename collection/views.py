@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 from pydantic import ValidationError
 
-from collection.forms import GenerateForm, ReviewForm, TemplateUploadForm
+from collection.forms import GenerateForm, ImportUploadForm, ReviewForm, TemplateUploadForm
 from collection.generation import (
     GenerationParams,
     batch_stats,
@@ -19,12 +19,14 @@ from collection.generation import (
     resume_batch,
     start_batch,
 )
+from collection.import_uploads import UploadError, receive_upload
 from collection.models import (
     TEMPLATE_CATEGORIES,
     Category,
     Difficulty,
     Execution,
     GenerationBatch,
+    ImportUpload,
     Source,
     TaskStatus,
     TrainingExample,
@@ -215,3 +217,36 @@ def template_list(request: HtmxHttpRequest) -> HttpResponse:
     return render(
         request, "collection/template_list.html", context, status=400 if form.errors else 200
     )
+
+
+# --- importing transcripts ---------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@role_required(REVIEWER)
+def import_list(request: HtmxHttpRequest) -> HttpResponse:
+    form = ImportUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            record = receive_upload(form.cleaned_data["file"], request.user)
+        except UploadError as exc:
+            form.add_error("file", str(exc))
+        else:
+            return redirect("collection-import-detail", pk=record.pk)
+    uploads = ImportUpload.objects.select_related("uploaded_by")[:50]
+    status = 400 if form.errors else 200
+    return render(
+        request, "collection/import_list.html", {"form": form, "uploads": uploads}, status=status
+    )
+
+
+@require_GET
+@role_required(REVIEWER)
+def import_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(ImportUpload, pk=pk)
+    context = {"upload": record, "report": record.report}
+    if request.htmx:
+        response = render(request, "collection/import_detail.html#report", context)
+        running = record.status in ("queued", "running")
+        return response if running else HttpResponseStopPolling(response.content)
+    return render(request, "collection/import_detail.html", context)

@@ -187,6 +187,15 @@ TRAININGDASH_TEMPLATE_DIRS = [
     Path(p) for p in env_list("TRAININGDASH_TEMPLATE_DIRS", [str(DATA_DIR / "templates")])
 ]
 
+# Importing transcripts: the largest upload accepted, and the largest single line or whole
+# JSON document (SWE-agent, OpenHands) the importers read.
+TRAININGDASH_IMPORT_MAX_UPLOAD_BYTES = env_int("TRAININGDASH_IMPORT_MAX_UPLOAD_BYTES", 512 << 20)
+TRAININGDASH_IMPORT_MAX_LINE_BYTES = env_int("TRAININGDASH_IMPORT_MAX_LINE_BYTES", 10 << 20)
+TRAININGDASH_IMPORT_MAX_DOCUMENT_BYTES = env_int(
+    "TRAININGDASH_IMPORT_MAX_DOCUMENT_BYTES", 256 << 20
+)
+TRAININGDASH_IMPORT_MAX_FILES = env_int("TRAININGDASH_IMPORT_MAX_FILES", 100_000)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
