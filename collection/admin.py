@@ -9,6 +9,8 @@ from collection.models import (
     AgentAction,
     CollectionJob,
     Execution,
+    GenerationBatch,
+    ImportUpload,
     Message,
     Task,
     ToolCall,
@@ -168,3 +170,20 @@ class CollectionJobAdmin(admin.ModelAdmin):
         for pk in ids:
             transaction.on_commit(lambda pk=pk: enqueue(pk))
         self.message_user(request, f"Queued {len(ids)} jobs again.", messages.SUCCESS)
+
+
+@admin.register(GenerationBatch)
+class GenerationBatchAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "status", "cancel_requested", "created_by", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["name"]
+    raw_id_fields = ["created_by"]
+
+
+@admin.register(ImportUpload)
+class ImportUploadAdmin(admin.ModelAdmin):
+    list_display = ["id", "file_name", "size", "status", "uploaded_by", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["file_name", "error"]
+    raw_id_fields = ["uploaded_by"]
+    readonly_fields = ["report"]

@@ -91,6 +91,8 @@ def test_an_admin_sees_every_admin_changelist(client, admin_user):
         "agentaction",
         "trainingexample",
         "collectionjob",
+        "generationbatch",
+        "importupload",
     )
     for model in models:
         assert client.get(f"/admin/collection/{model}/").status_code == 200, model
