@@ -10,32 +10,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shlex
 import shutil
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-DATA = Path(tempfile.mkdtemp(prefix="trainingdash-bench-"))
-os.environ.update(
-    DJANGO_SETTINGS_MODULE="trainingdash.settings",
-    TRAININGDASH_DATA_DIR=str(DATA),
-    SECRET_KEY="bench-only-" + "b" * 40,
-    TRAININGDASH_HTTPS="0",
-)
-os.environ.pop("DATABASE_URL", None)
+import django_env  # noqa: E402 - sets up Django before the project imports
 
-import trainingdash  # noqa: E402
-
-trainingdash.setup()
+DATA = django_env.setup()
 
 from claude_agent_sdk import ClaudeAgentOptions, query  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 
 from collection.collector import TrainingDataCollector  # noqa: E402
 from collection.jobs import JobSpec, run_job  # noqa: E402
@@ -135,7 +121,6 @@ if __name__ == "__main__":
     parser.add_argument("--sessions", type=int, default=6)
     parser.add_argument("--jobs", type=int, default=8)
     args = parser.parse_args()
-    call_command("migrate", verbosity=0)
     try:
         overhead(args.sessions)
         throughput(args.jobs)

@@ -12,27 +12,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
-import tempfile
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-DATA = Path(tempfile.mkdtemp(prefix="trainingdash-bench-"))
-os.environ.update(
-    DJANGO_SETTINGS_MODULE="trainingdash.settings",
-    TRAININGDASH_DATA_DIR=str(DATA),
-    SECRET_KEY="bench-only-" + "b" * 40,
-    TRAININGDASH_HTTPS="0",
-    DRAMATIQ_NAMESPACE=f"trainingdash-bench-{os.getpid()}",
-)
-os.environ.pop("DATABASE_URL", None)
+import django_env  # noqa: E402 - sets up Django before the project imports
 
-import trainingdash  # noqa: E402
-
-trainingdash.setup()
-
-from django.core.management import call_command  # noqa: E402
+DATA = django_env.setup(DRAMATIQ_NAMESPACE=f"trainingdash-bench-{os.getpid()}")
 
 from collection.generation import (  # noqa: E402
     GenerationParams,
@@ -60,7 +43,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--per-category", type=int, default=1)
     args = parser.parse_args()
-    call_command("migrate", verbosity=0)
     try:
         base = None
         for i, threads in enumerate((1, 2, 4)):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import resource
 import shutil
@@ -88,24 +87,11 @@ def transcript_files(root: Path) -> list[Path]:
 
 
 def child(folder: Path) -> None:
-    data = Path(tempfile.mkdtemp(prefix="trainingdash-bench-import-"))
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="trainingdash.settings",
-        TRAININGDASH_DATA_DIR=str(data),
-        SECRET_KEY="bench-only-" + "b" * 40,
-        TRAININGDASH_HTTPS="0",
-        DEBUG="0",
-    )
-    os.environ.pop("DATABASE_URL", None)
-    sys.path.insert(0, str(ROOT))
-    import trainingdash
+    import django_env
 
-    trainingdash.setup()
-    from django.core.management import call_command
-
+    data = django_env.setup("trainingdash-bench-import-", DEBUG="0")
     from collection.importers import import_paths
 
-    call_command("migrate", verbosity=0)
     files = transcript_files(folder)
     started = time.perf_counter()
     for path in files:

@@ -30,7 +30,13 @@ from django.utils import timezone
 from collection.models import Execution, Source, Task, TaskStatus, TrainingExample
 from collection.schema import TaskDefinition
 from collection.scoring import Scorer, apply_score
-from collection.trajectory import TrajectoryRecorder, finish, set_step_metrics, to_payload
+from collection.trajectory import (
+    TrajectoryRecorder,
+    finish,
+    set_step_metrics,
+    to_payload,
+    tool_metrics,
+)
 
 VERIFIER_TIMEOUT_S = 300
 
@@ -314,21 +320,10 @@ def _close_execution(
         }
     if outcome.status == TaskStatus.COMPLETED:
         execution.success = outcome.verifier.passed if outcome.verifier else True
-    execution.performance_metrics |= _tool_metrics(execution) | outcome.extra_metrics
+    execution.performance_metrics |= tool_metrics(execution) | outcome.extra_metrics
     finish(execution, outcome.status, error=outcome.error, partial=outcome.partial)
     example, _ = TrainingExample.objects.get_or_create(execution=execution)
     return apply_score(example, scorer)
-
-
-def _tool_metrics(execution: Execution) -> dict[str, Any]:
-    calls = list(execution.tool_calls.values_list("name", "is_error"))
-    errors = sum(1 for _, is_error in calls if is_error)
-    return {
-        "tool_calls": len(calls),
-        "tool_errors": errors,
-        "tool_error_rate": round(errors / len(calls), 4) if calls else 0.0,
-        "tools_used": sorted({name for name, _ in calls}),
-    }
 
 
 def _result_error(result: dict[str, Any]) -> str:

@@ -16,7 +16,6 @@ database work in one thread-sensitive `sync_to_async` call, and each append in o
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -36,12 +35,12 @@ from django.db import connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from collection.models import Category, Difficulty, Execution, Source, Task, TaskStatus
+from collection.importers.tasks import first_prompt, task_for
+from collection.models import Execution, Source, Task, TaskStatus
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-TASK_NAME_LENGTH = 80
 # Marks the tasks this module made up, so it only ever removes its own.
 TASK_MARK = "session_store"
 
@@ -232,41 +231,12 @@ def _mtime(execution: Execution) -> int:
 
 
 def _task_for(session_id: str, entries: list[SessionStoreEntry]) -> Task:
-    """The imported task named after the session's first prompt (a rough guess for now)."""
-    name = _first_prompt(entries) or f"Mirrored session {session_id}"
-    task = Task.objects.filter(name=name, category=Category.IMPORTED).order_by("id").first()
-    return task or Task.objects.create(
-        name=name,
-        category=Category.IMPORTED,
-        difficulty=Difficulty.MEDIUM,
-        metadata={"created_by": TASK_MARK},
+    """The imported task named after the session's first prompt, as the importers name it."""
+    prompts = (first_prompt(e) for e in cast("list[dict[str, Any]]", entries))
+    return task_for(
+        next((p for p in prompts if p), ""),
+        name="",
+        importer="session_store",
+        fallback=f"Mirrored session {session_id}",
+        created_by=TASK_MARK,
     )
-
-
-def _first_prompt(entries: list[SessionStoreEntry]) -> str:
-    for entry in cast("list[dict[str, Any]]", entries):
-        if entry.get("type") != "user" or entry.get("isMeta") or entry.get("isCompactSummary"):
-            continue
-        for text in _texts(entry.get("message")):
-            # CLI-generated turns (command wrappers, system reminders) start with a tag.
-            if text.strip() and not text.lstrip().startswith("<"):
-                return _shorten(text)
-    return ""
-
-
-def _texts(message: Any) -> list[str]:
-    content = message.get("content") if isinstance(message, dict) else None
-    if isinstance(content, str):
-        return [content]
-    if not isinstance(content, list):
-        return []
-    return [
-        block["text"]
-        for block in content
-        if isinstance(block, dict) and block.get("type") == "text" and "text" in block
-    ]
-
-
-def _shorten(text: str) -> str:
-    flat = re.sub(r"\s+", " ", text).strip()
-    return flat if len(flat) <= TASK_NAME_LENGTH else flat[: TASK_NAME_LENGTH - 1] + "…"

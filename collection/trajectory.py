@@ -259,6 +259,18 @@ def apply_result(execution: Execution, result: dict[str, Any], *, step: str = ""
     ex.save()
 
 
+def tool_metrics(execution: Execution) -> dict[str, Any]:
+    """How an execution used its tools, for `performance_metrics`."""
+    calls = list(execution.tool_calls.values_list("name", "is_error"))
+    errors = sum(1 for _, is_error in calls if is_error)
+    return {
+        "tool_calls": len(calls),
+        "tool_errors": errors,
+        "tool_error_rate": round(errors / len(calls), 4) if calls else 0.0,
+        "tools_used": sorted({name for name, _ in calls}),
+    }
+
+
 def set_step_metrics(execution: Execution, step: str, **fields: Any) -> None:
     """Merge `fields` into a chain step's entry of `performance_metrics["steps"]`.
 

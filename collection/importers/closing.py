@@ -16,6 +16,7 @@ from collection.importers.base import SessionFeed
 from collection.importers.tracking import TOKEN_FIELDS, SessionTracker
 from collection.models import Execution, TaskStatus, TrainingExample
 from collection.scoring import apply_score
+from collection.trajectory import tool_metrics
 
 MAX_ERROR_TEXT = 4000
 
@@ -25,7 +26,7 @@ def close(execution: Execution, feed: SessionFeed, tracker: SessionTracker) -> N
     _set_times(execution, feed, tracker)
     _set_status(execution, feed, tracker)
     execution.metadata = execution.metadata | feed.metadata | _import_metadata(feed)
-    execution.performance_metrics = execution.performance_metrics | _tool_metrics(execution)
+    execution.performance_metrics = execution.performance_metrics | tool_metrics(execution)
     execution.save()
     example, _ = TrainingExample.objects.get_or_create(execution=execution)
     apply_score(example)
@@ -125,15 +126,4 @@ def _import_metadata(feed: SessionFeed) -> dict[str, Any]:
         "imported_at": datetime.now(tz=UTC).isoformat(),
         "import_problems": problems
         + ([f"… and {feed.problems.dropped} more"] if feed.problems.dropped else []),
-    }
-
-
-def _tool_metrics(execution: Execution) -> dict[str, Any]:
-    calls = list(execution.tool_calls.values_list("name", "is_error"))
-    errors = sum(1 for _, is_error in calls if is_error)
-    return {
-        "tool_calls": len(calls),
-        "tool_errors": errors,
-        "tool_error_rate": round(errors / len(calls), 4) if calls else 0.0,
-        "tools_used": sorted({name for name, _ in calls}),
     }

@@ -56,7 +56,9 @@ def _texts(content: Any) -> list[str]:
     ]
 
 
-def task_for(prompt: str, *, name: str, importer: str, fallback: str) -> Task:
+def task_for(
+    prompt: str, *, name: str, importer: str, fallback: str, created_by: str = TASK_MARK
+) -> Task:
     """The imported task for this prompt (shared by sessions that start the same way)."""
     title = _shorten(name or prompt) or fallback
     task = Task.objects.filter(name=title, category=Category.IMPORTED).order_by("id").first()
@@ -65,7 +67,7 @@ def task_for(prompt: str, *, name: str, importer: str, fallback: str) -> Task:
         description=prompt[:DESCRIPTION_LENGTH],
         category=Category.IMPORTED,
         difficulty=Difficulty.MEDIUM,
-        metadata={"created_by": TASK_MARK, "importer": importer},
+        metadata={"created_by": created_by, "importer": importer},
     )
 
 
