@@ -1,7 +1,10 @@
-"""Hidden check: the agent's tests pass on the real code and fail on every mutant.
+"""Hidden check for testing templates: the agent's tests pass on the real code and fail on
+every mutant (no Django needed).
 
-Usage: mutate.py <test module>. Each folder in mutants/ holds files that, laid over a copy of
-the workspace, plant one plausible bug the tests must catch.
+    python -m collection.verify_mutants MUTANTS_DIR TEST_MODULE   (cwd: the sandbox)
+
+Each folder in MUTANTS_DIR holds files that, laid over a copy of the workspace, plant one
+plausible bug the tests must catch.
 """
 
 import pathlib
@@ -10,9 +13,9 @@ import subprocess
 import sys
 import tempfile
 
-MUTANTS = pathlib.Path(__file__).resolve().parent / "mutants"
+MUTANTS = pathlib.Path(sys.argv[1])
 TIMEOUT_S = 5  # tests that hang or crawl on a mutant have caught it
-test_module = sys.argv[1]
+test_module = sys.argv[2]
 work = pathlib.Path.cwd()
 
 
