@@ -17,7 +17,7 @@ import django_env  # noqa: E402 - sets up Django before the project imports
 
 DATA = django_env.setup(DRAMATIQ_NAMESPACE=f"trainingdash-bench-{os.getpid()}")
 
-from collection.generation import (  # noqa: E402
+from collection.jobs.batches import (  # noqa: E402
     GenerationParams,
     InProcessWorkers,
     start_batch,

@@ -111,7 +111,7 @@ class TrainingExampleAdmin(admin.ModelAdmin):
 
     @admin.action(description="Rescore with the configured scorer (background job)")
     def rescore(self, request: HttpRequest, queryset: QuerySet[TrainingExample]) -> None:
-        from collection.actors import rescore_examples
+        from collection.jobs.actors import rescore_examples
 
         ids = list(queryset.values_list("pk", flat=True))
         transaction.on_commit(lambda: rescore_examples.send(ids))
@@ -149,7 +149,7 @@ class CollectionJobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel (running jobs stop at their next check)")
     def cancel(self, request: HttpRequest, queryset: QuerySet[CollectionJob]) -> None:
-        from collection.jobs import cancel_job
+        from collection.jobs.runner import cancel_job
 
         for job in queryset:
             cancel_job(job)
@@ -157,7 +157,7 @@ class CollectionJobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Queue again (failed or cancelled jobs)")
     def requeue(self, request: HttpRequest, queryset: QuerySet[CollectionJob]) -> None:
-        from collection.jobs import enqueue
+        from collection.jobs.runner import enqueue
 
         ids = list(queryset.filter(status__in=["failed", "cancelled"]).values_list("pk", flat=True))
         CollectionJob.objects.filter(pk__in=ids).update(

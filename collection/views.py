@@ -11,7 +11,7 @@ from django_htmx.http import HttpResponseStopPolling, trigger_client_event
 from pydantic import ValidationError
 
 from collection.forms import GenerateForm, ImportUploadForm, ReviewForm, TemplateUploadForm
-from collection.generation import (
+from collection.jobs.batches import (
     GenerationParams,
     batch_stats,
     cancel_batch,
@@ -19,7 +19,7 @@ from collection.generation import (
     resume_batch,
     start_batch,
 )
-from collection.import_uploads import UploadError, receive_upload
+from collection.jobs.uploads import UploadError, receive_upload
 from collection.models import (
     TEMPLATE_CATEGORIES,
     Category,
@@ -35,7 +35,7 @@ from collection.queries import ExampleFilters, filter_examples
 from collection.review import review_example
 from collection.roles import ADMIN, REVIEWER, has_role, role_required
 from collection.task_templates import TaskTemplateLibrary, TemplateError
-from collection.template_upload import install_template_archive
+from collection.task_templates.upload import install_template_archive
 from trainingdash.http import HtmxHttpRequest
 
 

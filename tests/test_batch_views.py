@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from collection.generation import GenerationParams, start_batch
+from collection.jobs.batches import GenerationParams, start_batch
 from collection.models import GenerationBatch, JobStatus
 from collection.task_templates import TaskTemplateLibrary
 

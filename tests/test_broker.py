@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import connection
 from dramatiq import Worker
 
-from collection.actors import rescore_examples
+from collection.jobs.actors import rescore_examples
 from collection.models import TrainingExample
 from tests.factories import make_example, make_execution
 from tests.services import require
@@ -142,7 +142,8 @@ FAST_FAILOVER = {
 def test_a_job_whose_worker_is_killed_completes_exactly_once_on_redelivery(
     transactional_db, tmp_path
 ):
-    from collection.jobs import JobSpec, create_job
+    from collection.jobs.runner import create_job
+    from collection.jobs.spec import JobSpec
     from collection.models import CollectionJob, Execution, JobStatus
     from tests.factories import make_task
     from tests.sessions import FIX_SCRIPT, TOOLS, VERIFIER, make_workspace

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from collection.chains import ChainError, ChainStep, ConversationChain, compose_prompt
+from collection.sessions.chains import ChainError, ChainStep, ConversationChain, compose_prompt
 
 
 def step(name: str, *deps: str) -> ChainStep:

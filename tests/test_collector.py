@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from claude_agent_sdk import query
 
-from collection.collector import TrainingDataCollector
 from collection.models import AgentRole, Source, TaskStatus
 from collection.schema import TaskDefinition
+from collection.sessions.collector import TrainingDataCollector
 from tests.sessions import BUGGY, FIX_SCRIPT, VERIFIER, make_workspace, scripted_options
 
 pytestmark = pytest.mark.django_db(transaction=True)

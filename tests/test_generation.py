@@ -7,7 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from collection.generation import (
+from collection.jobs.batches import (
     BatchTrainingGenerator,
     GenerationParams,
     InProcessWorkers,

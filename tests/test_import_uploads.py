@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from collection.import_uploads import run_import_upload
+from collection.jobs.uploads import run_import_upload
 from collection.models import Execution, ImportUpload, JobStatus
 
 pytestmark = pytest.mark.django_db

@@ -7,9 +7,10 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from collection.chains import ChainStep, ConversationChain
-from collection.jobs import JobSpec, cancel_job, create_job, run_job
+from collection.jobs.runner import cancel_job, create_job, run_job
+from collection.jobs.spec import JobSpec
 from collection.models import CollectionJob, Execution, JobKind, JobStatus, TaskStatus
+from collection.sessions.chains import ChainStep, ConversationChain
 from tests.factories import make_task
 from tests.sessions import FIX_SCRIPT, TOOLS, VERIFIER, make_workspace
 

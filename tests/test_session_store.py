@@ -28,7 +28,7 @@ from claude_agent_sdk.types import SessionKey, SessionStore
 
 from collection.models import Execution, Message, Source, Task
 from collection.scripted_model import scripted_env
-from collection.session_store import DatabaseSessionStore
+from collection.sessions.session_store import DatabaseSessionStore
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

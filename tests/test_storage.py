@@ -36,7 +36,7 @@ def test_a_plain_script_uses_sqlite_training_storage(tmp_path):
         """
         from collection.storage import SQLiteTrainingStorage
         storage = SQLiteTrainingStorage("training_data.db")
-        from collection.multi_agent import MultiAgentCollector
+        from collection.sessions.multi_agent import MultiAgentCollector
         from collection.schema import TaskDefinition
         task = TaskDefinition(name="Fix Type Error", category="debugging", difficulty="easy")
         collector = MultiAgentCollector(storage)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from collection.jobs import create_job, run_job
+from collection.jobs.runner import create_job, run_job
 from collection.models import AgentRole, Difficulty, JobStatus
 from collection.schema import TaskDefinition
 from collection.scripted_model.script import parse_script, plan

@@ -13,4 +13,4 @@ from trainingdash.broker import setup_broker  # noqa: E402
 
 broker = setup_broker()
 
-import collection.actors  # noqa: E402,F401
+import collection.jobs.actors  # noqa: E402,F401

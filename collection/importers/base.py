@@ -1,8 +1,9 @@
 """The importer plug-in contract: what an importer yields, and the one error type it raises.
 
 An importer turns one file into `SessionFeed`s. A feed streams `Entry`s: stream-json-shaped
-payload dicts (the shape `collection.trajectory.TrajectoryRecorder` stores), each with the key
-that makes storing it idempotent. `collection.importers.writer` stores a feed as one execution.
+payload dicts (the shape `collection.sessions.trajectory.TrajectoryRecorder` stores), each with
+the key that makes storing it idempotent. `collection.importers.writer` stores a feed as one
+execution.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from collection.importers.base import SessionFeed
 from collection.importers.tracking import TOKEN_FIELDS, SessionTracker
 from collection.models import Execution, TaskStatus, TrainingExample
 from collection.scoring import apply_score
-from collection.trajectory import tool_metrics
+from collection.sessions.trajectory import tool_metrics
 
 MAX_ERROR_TEXT = 4000
 

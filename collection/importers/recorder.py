@@ -13,7 +13,7 @@ from typing import Any
 
 from collection.importers.base import Entry
 from collection.models import AgentAction, AgentRole, Message
-from collection.trajectory import TrajectoryRecorder
+from collection.sessions.trajectory import TrajectoryRecorder
 
 
 class ImportRecorder(TrajectoryRecorder):

@@ -14,7 +14,7 @@ from typing import Any
 
 from collection.importers.base import Entry
 from collection.importers.pricing import estimate_cost
-from collection.importers.tasks import first_prompt
+from collection.sessions.task_inference import first_prompt
 
 TOKEN_FIELDS = (
     "input_tokens",

@@ -18,7 +18,7 @@ from django.db import transaction
 from collection.importers.base import Entry, SessionFeed, TranscriptError
 from collection.importers.closing import close
 from collection.importers.recorder import ImportRecorder
-from collection.importers.tasks import task_for
+from collection.sessions.task_inference import task_for
 from collection.importers.tracking import SessionTracker
 from collection.models import Execution, Source, TaskStatus
 

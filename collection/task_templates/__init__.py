@@ -1,17 +1,36 @@
 """Task templates: folders of data (manifest, workspace, solution, hidden checks) that become
-tasks and collection jobs. See `library.py` for the layout and `manifest.py` for the fields."""
+tasks and collection jobs. See `library.py` for the layout and `manifest.py` for the fields.
+
+The names below load on first use (PEP 562): the verifier helpers in this package
+(`verify_untouched`, `verify_mutants`) run as `python -m` in a sandbox without Django.
+"""
 
 from __future__ import annotations
 
-from .library import (
-    BUILTIN_DIR,
-    TaskTemplate,
-    TaskTemplateLibrary,
-    add_user_template,
-    load_template,
-)
-from .manifest import CATEGORIES, TemplateError, TemplateManifest, Variation
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:  # what the lazy names are, for type checkers
+    from .library import (
+        BUILTIN_DIR,
+        TaskTemplate,
+        TaskTemplateLibrary,
+        add_user_template,
+        load_template,
+    )
+    from .manifest import CATEGORIES, TemplateError, TemplateManifest, Variation
+
+_EXPORTS = {
+    "BUILTIN_DIR": ".library",
+    "TaskTemplate": ".library",
+    "TaskTemplateLibrary": ".library",
+    "add_user_template": ".library",
+    "load_template": ".library",
+    "CATEGORIES": ".manifest",
+    "TemplateError": ".manifest",
+    "TemplateManifest": ".manifest",
+    "Variation": ".manifest",
+}
 __all__ = [
     "BUILTIN_DIR",
     "CATEGORIES",
@@ -23,3 +42,9 @@ __all__ = [
     "add_user_template",
     "load_template",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name], __name__), name)

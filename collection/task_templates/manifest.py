@@ -27,8 +27,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from collection.chains import ChainStep
 from collection.models import Difficulty, slug_validator
+from collection.sessions.chains import ChainStep
 
 CATEGORIES = (
     "code_review",

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from collection.chains import ChainError, ConversationChain
+from collection.sessions.chains import ChainError, ConversationChain
 
 from .manifest import CATEGORIES, ScriptStep, TemplateError, TemplateManifest, field_name
 

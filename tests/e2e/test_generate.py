@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from collection.generation import InProcessWorkers
+from collection.jobs.batches import InProcessWorkers
 from collection.models import GenerationBatch
 from tests.e2e.conftest import log_in
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from collection.generation import InProcessWorkers
+from collection.jobs.batches import InProcessWorkers
 from tests.e2e.conftest import log_in
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "transcripts" / "spotter__tool_heavy.jsonl"

@@ -6,9 +6,7 @@ from tests.e2e.conftest import log_in
 from tests.factories import make_example, make_execution, make_task
 
 
-def test_a_viewer_logs_in_and_sees_the_dashboard_without_review_controls(
-    page, live_server, viewer
-):
+def test_a_viewer_logs_in_and_sees_the_dashboard_without_review_controls(page, live_server, viewer):
     example = make_example(make_execution(make_task(name="Fix the flaky test")), quality_score=0.9)
     log_in(page, live_server, viewer.username)
     expect(page.locator("h1")).to_have_text("Dashboard")

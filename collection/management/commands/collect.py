@@ -8,7 +8,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from pydantic import ValidationError
 
-from collection.jobs import JobSpec, run_job
+from collection.jobs.runner import run_job
+from collection.jobs.spec import JobSpec
 from collection.models import CollectionJob, JobKind, Task
 from collection.schema import TaskDefinition
 

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from collection.generation import (
+from collection.jobs.batches import (
     GenerationParams,
     InProcessWorkers,
     cancel_batch,

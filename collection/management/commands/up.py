@@ -91,7 +91,7 @@ class Command(BaseCommand):
 
     def _seed_demo(self) -> None:
         """First start on an empty database: queue one scripted session per template category."""
-        from collection.generation import GenerationParams, start_batch
+        from collection.jobs.batches import GenerationParams, start_batch
         from collection.models import GenerationBatch, TrainingExample
 
         if TrainingExample.objects.exists() or GenerationBatch.objects.exists():

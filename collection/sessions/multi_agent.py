@@ -13,7 +13,6 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from collection.collector import TrainingDataCollector
 from collection.models import (
     AgentAction,
     AgentRole,
@@ -25,6 +24,7 @@ from collection.models import (
 )
 from collection.schema import TaskDefinition
 from collection.scoring import apply_score
+from collection.sessions.collector import TrainingDataCollector
 
 
 class MultiAgentCollector(TrainingDataCollector):

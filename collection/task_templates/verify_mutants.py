@@ -1,7 +1,7 @@
 """Hidden check for testing templates: the agent's tests pass on the real code and fail on
 every mutant (no Django needed).
 
-    python -m collection.verify_mutants MUTANTS_DIR TEST_MODULE   (cwd: the sandbox)
+    python -m collection.task_templates.verify_mutants MUTANTS_DIR TEST_MODULE   (cwd: the sandbox)
 
 Each folder in MUTANTS_DIR holds files that, laid over a copy of the workspace, plant one
 plausible bug the tests must catch.

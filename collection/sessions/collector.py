@@ -30,7 +30,7 @@ from django.utils import timezone
 from collection.models import Execution, Source, Task, TaskStatus, TrainingExample
 from collection.schema import TaskDefinition
 from collection.scoring import Scorer, apply_score
-from collection.trajectory import (
+from collection.sessions.trajectory import (
     TrajectoryRecorder,
     finish,
     set_step_metrics,

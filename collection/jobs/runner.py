@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from claude_agent_sdk import AgentDefinition, ClaudeAgentOptions
 from django import db
@@ -29,15 +29,8 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
-from pydantic import BaseModel, ConfigDict, Field
 
-from collection.chains import (
-    ChainStep,
-    ConversationChain,
-    ConversationChainCollector,
-    default_step_options,
-)
-from collection.collector import TrainingDataCollector
+from collection.jobs.spec import JobSpec
 from collection.models import (
     CollectionJob,
     Execution,
@@ -47,37 +40,15 @@ from collection.models import (
     Task,
     TaskStatus,
 )
+from collection.sessions.chains import (
+    ChainStep,
+    ConversationChainCollector,
+    default_step_options,
+)
+from collection.sessions.collector import TrainingDataCollector
 from trainingdash.broker import InfrastructureError
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
-
-
-class SubagentSpec(BaseModel):
-    description: str
-    prompt: str
-    tools: list[str] | None = None
-    model: str | None = None
-
-
-class JobSpec(BaseModel):
-    """What a collection job runs. Stored as JSON on the job; no secrets in here."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    prompt: str = Field(min_length=1)
-    allowed_tools: list[str] = Field(default_factory=list)
-    max_turns: int | None = Field(default=30, ge=1)
-    model: str | None = None
-    backend: Literal["scripted", "claude"] = "scripted"
-    policy: str = "script"
-    seed: int = 0
-    script: Any = None
-    workspace: str | None = Field(default=None, description="directory copied as the sandbox")
-    timeout_s: float = Field(default=600, gt=0)
-    max_cost_usd: float | None = Field(default=None, gt=0)
-    verifier: str | None = None
-    chain: ConversationChain | None = None
-    agents: dict[str, SubagentSpec] | None = None
 
 
 class JobCancelled(Exception):
@@ -98,7 +69,7 @@ def create_job(
 
 
 def enqueue(job_id: int) -> None:
-    from collection.actors import run_collection_job
+    from collection.jobs.actors import run_collection_job
 
     run_collection_job.send(job_id)
 
@@ -169,7 +140,7 @@ def run_job(
         raise InfrastructureError(f"job {job_id}: database unavailable: {exc}") from exc
     if job is None:
         return _explain_skip(job_id)
-    from collection.generation import refresh_status, stop_reason
+    from collection.jobs.batches import refresh_status, stop_reason
 
     reason = stop_reason(job)
     if reason:

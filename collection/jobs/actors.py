@@ -19,13 +19,13 @@ def rescore_examples(example_ids: list[int], scorer: str = "") -> int:
 
 @dramatiq.actor(queue_name="collection", time_limit=6 * 60 * 60 * 1000)
 def run_collection_job(job_id: int) -> None:
-    from collection.jobs import run_job
+    from collection.jobs.runner import run_job
 
     run_job(job_id)
 
 
 @dramatiq.actor(queue_name="imports", time_limit=6 * 60 * 60 * 1000)
 def import_upload(upload_id: int) -> None:
-    from collection.import_uploads import run_import_upload
+    from collection.jobs.uploads import run_import_upload
 
     run_import_upload(upload_id)

@@ -24,7 +24,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field
 
-from collection.jobs import enqueue
+from collection.jobs.runner import enqueue
 from collection.models import (
     TEMPLATE_CATEGORIES,
     CollectionJob,
@@ -149,7 +149,7 @@ def _create_job(
 
 def cancel_batch(batch: GenerationBatch) -> GenerationBatch:
     """Stop a batch: queued jobs are cancelled now, running ones at their next check."""
-    from collection.jobs import cancel_job
+    from collection.jobs.runner import cancel_job
 
     GenerationBatch.objects.filter(pk=batch.pk).update(cancel_requested=True)
     for job in batch.jobs.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]):
@@ -258,7 +258,7 @@ class InProcessWorkers:
     def __init__(self, threads: int) -> None:
         from dramatiq import Worker
 
-        import collection.actors  # noqa: F401 - declares the actors on the broker
+        import collection.jobs.actors  # noqa: F401 - declares the actors on the broker
         from trainingdash.broker import setup_broker
 
         self.worker = Worker(setup_broker(), worker_threads=threads)

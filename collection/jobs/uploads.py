@@ -54,7 +54,7 @@ def _store(upload: UploadedFile, name: str, folder: Path, limit: int) -> None:
 
 
 def _enqueue(upload_id: int) -> None:
-    from collection.actors import import_upload
+    from collection.jobs.actors import import_upload
 
     import_upload.send(upload_id)
 

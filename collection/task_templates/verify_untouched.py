@@ -1,6 +1,8 @@
 """Fails when files a task said to leave alone differ from the template's originals (no Django).
 
-    python -m collection.verify_untouched ORIGINAL_WORKSPACE FILE...   (cwd: the sandbox)
+    python -m collection.task_templates.verify_untouched ORIGINAL_WORKSPACE FILE...
+
+(run in the sandbox)
 """
 
 from __future__ import annotations

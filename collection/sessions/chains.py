@@ -22,9 +22,9 @@ from typing import Any
 from claude_agent_sdk import ClaudeAgentOptions
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from collection.collector import SessionOutcome, TrainingDataCollector
 from collection.models import Execution, Task, TaskStatus, TrainingExample
 from collection.schema import TaskDefinition
+from collection.sessions.collector import SessionOutcome, TrainingDataCollector
 
 
 class ChainStep(BaseModel):

@@ -35,7 +35,7 @@ from django.db import connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from collection.importers.tasks import first_prompt, task_for
+from collection.sessions.task_inference import first_prompt, task_for
 from collection.models import Execution, Source, Task, TaskStatus
 
 P = ParamSpec("P")

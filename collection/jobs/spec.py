@@ -1,0 +1,40 @@
+"""What a collection job runs: stored as JSON on the job, validated at the edges.
+
+A module of its own: the template library builds specs without importing the job runner.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from collection.sessions.chains import ConversationChain
+
+
+class SubagentSpec(BaseModel):
+    description: str
+    prompt: str
+    tools: list[str] | None = None
+    model: str | None = None
+
+
+class JobSpec(BaseModel):
+    """What a collection job runs. Stored as JSON on the job; no secrets in here."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1)
+    allowed_tools: list[str] = Field(default_factory=list)
+    max_turns: int | None = Field(default=30, ge=1)
+    model: str | None = None
+    backend: Literal["scripted", "claude"] = "scripted"
+    policy: str = "script"
+    seed: int = 0
+    script: Any = None
+    workspace: str | None = Field(default=None, description="directory copied as the sandbox")
+    timeout_s: float = Field(default=600, gt=0)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    verifier: str | None = None
+    chain: ConversationChain | None = None
+    agents: dict[str, SubagentSpec] | None = None

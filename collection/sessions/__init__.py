@@ -1,0 +1,1 @@
+"""Agent sessions: the SDK collector, chains, multi-agent sessions, trajectory, SessionStore."""
