@@ -24,11 +24,11 @@ DATA = django_env.setup()
 from claude_agent_sdk import ClaudeAgentOptions, query  # noqa: E402
 
 from collection.jobs.runner import run_job  # noqa: E402
-from collection.jobs.spec import JobSpec  # noqa: E402
 from collection.models import CollectionJob  # noqa: E402
 from collection.schema import TaskDefinition  # noqa: E402
 from collection.scripted_model.runtime import scripted_env  # noqa: E402
 from collection.sessions.collector import TrainingDataCollector  # noqa: E402
+from collection.sessions.spec import JobSpec  # noqa: E402
 
 TOOLS = ["Read", "Edit", "Bash"]
 PYTHON = shlex.quote(sys.executable)

@@ -19,11 +19,11 @@ DATA = django_env.setup(DRAMATIQ_NAMESPACE=f"trainingdash-bench-{os.getpid()}")
 
 from collection.jobs.batches import (  # noqa: E402
     GenerationParams,
-    InProcessWorkers,
     start_batch,
     wait_for_batch,
 )
 from collection.models import GenerationBatch  # noqa: E402
+from trainingdash.broker import InProcessWorkers  # noqa: E402
 
 
 def run(threads: int, per_category: int, seed: int) -> tuple[float, float, int]:

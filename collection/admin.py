@@ -16,6 +16,8 @@ from collection.models import (
     ToolCall,
     TrainingExample,
 )
+from collection.review import set_golden
+from collection.roles import REVIEW
 
 
 @admin.register(Task)
@@ -117,15 +119,19 @@ class TrainingExampleAdmin(admin.ModelAdmin):
         transaction.on_commit(lambda: rescore_examples.send(ids))
         self.message_user(request, f"Queued rescoring of {len(ids)} examples.", messages.SUCCESS)
 
-    @admin.action(description="Mark as golden")
+    # A reviewer's ruling, like the example page's: rescoring keeps it.
+    @admin.action(description="Mark as golden", permissions=["review"])
     def mark_golden(self, request: HttpRequest, queryset: QuerySet[TrainingExample]) -> None:
-        n = queryset.update(is_golden=True)
+        n = set_golden(queryset, request.user, golden=True)
         self.message_user(request, f"Marked {n} examples golden.", messages.SUCCESS)
 
-    @admin.action(description="Unmark golden")
+    @admin.action(description="Unmark golden", permissions=["review"])
     def unmark_golden(self, request: HttpRequest, queryset: QuerySet[TrainingExample]) -> None:
-        n = queryset.update(is_golden=False)
+        n = set_golden(queryset, request.user, golden=False)
         self.message_user(request, f"Unmarked {n} examples.", messages.SUCCESS)
+
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(REVIEW)
 
 
 @admin.register(CollectionJob)
@@ -149,27 +155,17 @@ class CollectionJobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel (running jobs stop at their next check)")
     def cancel(self, request: HttpRequest, queryset: QuerySet[CollectionJob]) -> None:
-        from collection.jobs.runner import cancel_job
+        active = [job for job in queryset if job.is_active]
+        for job in active:
+            job.request_cancel()
+        self.message_user(request, f"Asked {len(active)} jobs to stop.", messages.SUCCESS)
 
-        for job in queryset:
-            cancel_job(job)
-        self.message_user(request, f"Asked {queryset.count()} jobs to stop.", messages.SUCCESS)
-
-    @admin.action(description="Queue again (failed or cancelled jobs)")
+    @admin.action(description="Queue again (failed or cancelled jobs, with a fresh execution)")
     def requeue(self, request: HttpRequest, queryset: QuerySet[CollectionJob]) -> None:
-        from collection.jobs.runner import enqueue
-
-        ids = list(queryset.filter(status__in=["failed", "cancelled"]).values_list("pk", flat=True))
-        CollectionJob.objects.filter(pk__in=ids).update(
-            status="queued",
-            cancel_requested=False,
-            error="",
-            finished_at=None,
-            execution=None,  # keep the earlier attempt's execution; the rerun gets its own
-        )
-        for pk in ids:
-            transaction.on_commit(lambda pk=pk: enqueue(pk))
-        self.message_user(request, f"Queued {len(ids)} jobs again.", messages.SUCCESS)
+        again = [job for job in queryset if job.can("requeue")]
+        for job in again:
+            job.requeue()
+        self.message_user(request, f"Queued {len(again)} jobs again.", messages.SUCCESS)
 
 
 @admin.register(GenerationBatch)
@@ -182,8 +178,8 @@ class GenerationBatchAdmin(admin.ModelAdmin):
 
 @admin.register(ImportUpload)
 class ImportUploadAdmin(admin.ModelAdmin):
-    list_display = ["id", "file_name", "size", "status", "uploaded_by", "created_at"]
+    list_display = ["id", "file_name", "size", "status", "created_by", "created_at"]
     list_filter = ["status"]
     search_fields = ["file_name", "error"]
-    raw_id_fields = ["uploaded_by"]
+    raw_id_fields = ["created_by"]
     readonly_fields = ["report"]

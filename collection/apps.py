@@ -9,7 +9,12 @@ class CollectionConfig(AppConfig):
     verbose_name = "Collection"
 
     def ready(self) -> None:
+        from collection.jobs.batches import BatchRules
+        from collection.jobs.runner import register_hooks
         from collection.roles import sync_roles
+
+        # Batches add their rules to running jobs without the runner importing batches.
+        register_hooks(BatchRules())
 
         # Sent once per app: a model's permissions exist only after its app's post_migrate.
         post_migrate.connect(sync_roles, dispatch_uid="collection-sync-roles")

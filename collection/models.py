@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from datetime import timedelta
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import IntegrityError, models, transaction
 from django.db.models import Max
+from django.db.models.functions import Coalesce
 from django.urls import reverse
+from django.utils import timezone
 
 
 class Difficulty(models.TextChoices):
@@ -310,7 +313,132 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
-class CollectionJob(models.Model):
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class IllegalTransition(Exception):
+    """A job was asked to move to a state it can't reach from the one it is in now."""
+
+
+class BackgroundJob(models.Model):
+    """What every background job shares: a status that moves only through guarded transitions.
+
+    Each transition is one conditional UPDATE on the row as it is now, so two processes racing
+    for the same job can't both win; the loser gets `IllegalTransition`. Views, templates and
+    the admin ask `is_active` / `is_finished`, never compare status strings.
+    """
+
+    # transition name -> (the states it may start from, the state it ends in)
+    TRANSITIONS: ClassVar[dict[str, tuple[tuple[str, ...], str]]] = {
+        "acquire": ((JobStatus.QUEUED,), JobStatus.RUNNING),
+        "finish": ((JobStatus.RUNNING,), JobStatus.SUCCEEDED),
+        "fail": (ACTIVE_STATUSES, JobStatus.FAILED),
+        "cancel": (ACTIVE_STATUSES, JobStatus.CANCELLED),
+        "requeue": ((JobStatus.FAILED, JobStatus.CANCELLED), JobStatus.QUEUED),
+    }
+    # The Dramatiq actor that runs this kind of job (declared in collection.jobs.actors); jobs
+    # are sent by name so that services never import their actors.
+    queue_name: ClassVar[str] = ""
+    actor_name: ClassVar[str] = ""
+
+    status = models.CharField(
+        max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
+    )
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-id"]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    def can(self, transition: str) -> bool:
+        """Whether `transition` may start from the state the job is in (as last read)."""
+        return self.status in self.TRANSITIONS[transition][0]
+
+    # --- transitions ---------------------------------------------------------------------------
+
+    def queue(self) -> None:
+        """Send the job to its worker once the surrounding transaction commits."""
+        if self.status != JobStatus.QUEUED:
+            raise IllegalTransition(f"{self._label()}: cannot queue when {self.status}")
+        from trainingdash.broker import send
+
+        pk, queue_name, actor_name = self.pk, self.queue_name, self.actor_name
+        transaction.on_commit(lambda: send(queue_name, actor_name, pk))
+
+    def acquire(self, **fields: Any) -> None:
+        self._move("acquire", models.Q(cancel_requested=False), started_at=timezone.now(), **fields)
+
+    def finish(self, **fields: Any) -> None:
+        self._move("finish", error="", **fields)
+
+    def fail(self, error: str, **fields: Any) -> None:
+        self._move("fail", error=error[:4000], **fields)
+
+    def cancel(self, reason: str = "cancelled by a user", **fields: Any) -> None:
+        self._move("cancel", error=reason, cancel_requested=True, **fields)
+
+    def requeue(self, **fields: Any) -> None:
+        """Queue a finished job again (the caller decides what its rerun keeps)."""
+        self._move("requeue", cancel_requested=False, error="", finished_at=None, **fields)
+        self.queue()
+
+    def request_cancel(self) -> None:
+        """Stop the job: a queued one is cancelled now, a running one by its worker at its next
+        check (it sees `cancel_requested`). Decided on the row as it is now."""
+        try:
+            self._move("cancel", only_from=(JobStatus.QUEUED,), cancel_requested=True, error="")
+            return
+        except IllegalTransition:
+            pass  # not queued (any more): ask a running job to stop
+        stopping = type(self).objects.filter(pk=self.pk, status=JobStatus.RUNNING)
+        asked = stopping.update(cancel_requested=True)
+        self.refresh_from_db()
+        if not asked and not self.is_finished:
+            raise IllegalTransition(f"{self._label()}: cannot cancel when {self.status}")
+
+    def _move(
+        self,
+        name: str,
+        *conditions: models.Q,
+        only_from: tuple[str, ...] | None = None,
+        **fields: Any,
+    ) -> None:
+        sources, target = self.TRANSITIONS[name]
+        if only_from is not None:
+            sources = tuple(s for s in sources if s in only_from)
+        if target in FINISHED_STATUSES:
+            fields.setdefault("finished_at", timezone.now())
+        rows = type(self).objects.filter(*conditions, pk=self.pk, status__in=sources)
+        if not rows.update(status=target, **fields):
+            self.refresh_from_db()
+            raise IllegalTransition(f"{self._label()}: cannot {name} when {self.status}")
+        self.refresh_from_db()
+
+    def _label(self) -> str:
+        return f"{self._meta.verbose_name} {self.pk}"
+
+
+class CollectionJob(BackgroundJob):
     """A request to collect one session, chain or multi-agent session, run by a worker.
 
     `spec` holds what to run (prompt, tools, limits, backend; see `collection.jobs.JobSpec`).
@@ -322,13 +450,8 @@ class CollectionJob(models.Model):
     kind = models.CharField(max_length=16, choices=JobKind.choices, default=JobKind.SESSION)
     task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="jobs")
     spec = models.JSONField(default=_json_dict)
-    status = models.CharField(
-        max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
-    )
     progress = models.JSONField(default=_json_dict, blank=True)
     attempts = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    cancel_requested = models.BooleanField(default=False)
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     execution = models.OneToOneField(
@@ -340,16 +463,16 @@ class CollectionJob(models.Model):
     # Within a batch, what this job is in the plan (template, seed, kind): resuming a batch
     # creates only the planned jobs that don't exist yet.
     plan_key = models.CharField(max_length=200, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        permissions = [("run_collectionjob", "Can start and cancel collection jobs")]
+    TRANSITIONS = {
+        **BackgroundJob.TRANSITIONS,
+        # Running, too: a job whose lease lapsed (its worker died) is taken over.
+        "acquire": (ACTIVE_STATUSES, JobStatus.RUNNING),
+    }
+    queue_name = "collection"
+    actor_name = "run_collection_job"
+
+    class Meta(BackgroundJob.Meta):
         constraints = [
             models.UniqueConstraint(
                 fields=["batch", "plan_key"],
@@ -361,53 +484,81 @@ class CollectionJob(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} job {self.pk} [{self.status}]"
 
-    @property
-    def is_finished(self) -> bool:
-        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+    def acquire(self, owner: str = "", **fields: Any) -> None:  # type: ignore[override]
+        """Take the job under a lease: queued, or running under a lease that lapsed (its worker
+        died). Raises `IllegalTransition` when it is not ours to run."""
+        now = timezone.now()
+        lapsed = models.Q(status=JobStatus.QUEUED) | models.Q(lease_expires_at__lt=now)
+        self._move(
+            "acquire",
+            lapsed,
+            models.Q(cancel_requested=False),
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds()),
+            attempts=models.F("attempts") + 1,
+            started_at=Coalesce("started_at", models.Value(now)),
+            **fields,
+        )
+
+    def finish(self, **fields: Any) -> None:
+        super().finish(lease_expires_at=None, **fields)
+
+    def fail(self, error: str, **fields: Any) -> None:
+        super().fail(error, lease_expires_at=None, **fields)
+
+    def cancel(self, reason: str = "cancelled by a user", **fields: Any) -> None:
+        super().cancel(reason, lease_expires_at=None, **fields)
+
+    def requeue(self, **fields: Any) -> None:
+        """Run the job again with a fresh execution; the earlier attempt's execution (and its
+        example) is kept as it was, no longer linked to the job."""
+        super().requeue(execution=None, progress={}, **fields)
 
 
-class GenerationBatch(models.Model):
-    """A batch of generated sessions: its parameters, and whether it should keep going."""
+def lease_seconds() -> int:
+    """How long a worker's claim on a running job lasts without renewal."""
+    return int(getattr(settings, "COLLECTION_LEASE_SECONDS", 60))
+
+
+class GenerationBatch(BackgroundJob):
+    """A batch of generated sessions: its parameters, and whether it should keep going.
+
+    Its status follows its jobs (`collection.jobs.batches.refresh_status`); it has no actor of
+    its own. Resuming requeues it from any finished state.
+    """
+
+    TRANSITIONS = {
+        **BackgroundJob.TRANSITIONS,
+        "requeue": (FINISHED_STATUSES, JobStatus.QUEUED),
+    }
 
     name = models.CharField(max_length=200)
     params = models.JSONField(default=_json_dict)
-    status = models.CharField(
-        max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
-    )
-    cancel_requested = models.BooleanField(default=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(BackgroundJob.Meta):
+        verbose_name_plural = "generation batches"
+
+    def queue(self) -> None:
+        """Batches are not sent anywhere: their jobs are."""
 
     def __str__(self) -> str:
         return f"{self.name} [{self.status}]"
 
 
-class ImportUpload(models.Model):
+class ImportUpload(BackgroundJob):
     """Transcripts uploaded in the browser, imported by a worker; the report is kept."""
 
     file_name = models.CharField(max_length=255)
     size = models.PositiveBigIntegerField(default=0)
     # Where the upload was unpacked (under DATA_DIR/uploads); removed after the import.
     path = models.CharField(max_length=500)
-    status = models.CharField(
-        max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
-    )
     report = models.JSONField(default=_json_dict, blank=True)
-    error = models.TextField(blank=True)
-    uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    queue_name = "imports"
+    actor_name = "import_upload"
+
+    class Meta(BackgroundJob.Meta):
+        pass
 
     def __str__(self) -> str:
         return f"{self.file_name} [{self.status}]"

@@ -2,24 +2,39 @@
 
 Groups and their permissions are (re)built after every migrate, so a new model's permissions
 reach the right roles without a hand-written data migration.
+
+Pages check permissions, never role names: a guarded view says what it needs with one
+decorator, and templates ask the same questions through `role_context`.
+
+    @require_POST
+    @require_perm(REVIEW)
+    def example_review(request: HtmxHttpRequest, pk: int) -> HttpResponse: ...
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import wraps
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, Permission
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 VIEWER, REVIEWER, ADMIN = "viewer", "reviewer", "admin"
 ROLES = (VIEWER, REVIEWER, ADMIN)
 APPS = ("collection", "exports")
 
+# What the guarded pages need.
+REVIEW = "collection.review_trainingexample"  # review an example (reviewer)
+IMPORT = "collection.add_importupload"  # upload transcripts to import (reviewer)
+GENERATE = "collection.add_generationbatch"  # start, cancel and resume batches (admin)
+ADD_TEMPLATE = "collection.add_task"  # upload task templates (admin)
+
 # What a role may do, on top of the roles below it.
-REVIEW_PERMS = ("collection.review_trainingexample", "collection.change_trainingexample")
+REVIEW_PERMS = (REVIEW, "collection.change_trainingexample", IMPORT)
+
+View = Callable[..., HttpResponse]
 
 
 def _perms(codenames: list[str]) -> list[Permission]:
@@ -52,7 +67,7 @@ def assign_role(user: AbstractBaseUser, role: str) -> None:
 
 
 def role_of(user: AbstractBaseUser | AnonymousUser) -> str | None:
-    """The highest role a user holds (superusers are admins)."""
+    """The highest role a user holds (superusers are admins), for display."""
     if not user.is_authenticated:
         return None
     if user.is_superuser:
@@ -61,19 +76,19 @@ def role_of(user: AbstractBaseUser | AnonymousUser) -> str | None:
     return next((role for role in reversed(ROLES) if role in names), None)
 
 
-def has_role(user: AbstractBaseUser | AnonymousUser, role: str) -> bool:
-    held = role_of(user)
-    return held is not None and ROLES.index(held) >= ROLES.index(role)
+def require_perm(perm: str, *, methods: Collection[str] | None = None) -> Callable[[View], View]:
+    """View decorator: 403 unless the user has `perm`.
 
+    With `methods`, only requests with those methods are checked: a page everyone may read
+    but only some may post to.
+    """
 
-def role_required(role: str) -> Callable:
-    """View decorator: 403 unless the user holds `role` or a higher one."""
-
-    def decorator(view: Callable) -> Callable:
+    def decorator(view: View) -> View:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any):
-            if not has_role(request.user, role):
-                raise PermissionDenied(f"needs the {role} role")
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            guarded = methods is None or request.method in methods
+            if guarded and not request.user.has_perm(perm):
+                raise PermissionDenied(f"needs the {perm} permission")
             return view(request, *args, **kwargs)
 
         return wrapped
@@ -82,9 +97,13 @@ def role_required(role: str) -> Callable:
 
 
 def role_context(request: HttpRequest) -> dict[str, Any]:
-    role = role_of(request.user) if hasattr(request, "user") else None
+    """What the signed-in user may do, asked the same way the views ask it."""
+    user = getattr(request, "user", None) or AnonymousUser()
     return {
-        "user_role": role,
-        "can_review": role in (REVIEWER, ADMIN),
-        "is_admin_role": role == ADMIN,
+        "user_role": role_of(user),
+        "can_review": user.has_perm(REVIEW),
+        "can_import": user.has_perm(IMPORT),
+        "can_generate": user.has_perm(GENERATE),
+        "can_add_templates": user.has_perm(ADD_TEMPLATE),
+        "is_admin_role": user.has_perms((GENERATE, ADD_TEMPLATE)),
     }

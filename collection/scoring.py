@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from collection.models import TrainingExample
@@ -96,12 +97,19 @@ def is_golden(quality_score: float) -> bool:
 
 
 def apply_score(example: TrainingExample, scorer: Scorer | str | None = None) -> TrainingExample:
-    """Score an example's execution and set its golden flag, unless a reviewer has ruled on it."""
+    """Score an example's execution and set its golden flag, unless a reviewer has ruled on it.
+
+    Whether a reviewer has ruled is decided by the UPDATE, from the row as it is now, not from
+    `example` as it was read: a ruling made while a rescore runs is never overturned.
+    Returns the example as stored.
+    """
     record = TaskExecution.from_execution(example.execution)
-    example.quality_score = score(record, scorer)
-    if example.reviewed_at is None:
-        example.is_golden = is_golden(example.quality_score)
-    example.save(update_fields=["quality_score", "is_golden", "updated_at"])
+    quality = score(record, scorer)
+    rows = TrainingExample.objects.filter(pk=example.pk)
+    with transaction.atomic():
+        rows.update(quality_score=quality, updated_at=timezone.now())
+        rows.filter(reviewed_at__isnull=True).update(is_golden=is_golden(quality))
+    example.refresh_from_db()
     return example
 
 

@@ -54,3 +54,16 @@ class SQLiteTrainingStorage(TrainingStorage):
                 f"Django already uses the database {configured}; SQLiteTrainingStorage("
                 f"{str(path)!r}) can't switch to another file in the same process"
             )
+
+
+def seed_storage(storage: TrainingStorage | None) -> TrainingStorage:
+    """The storage a seed facade (`TrainingDataCollector(storage)` ...) was given.
+
+    Creating a storage chose the database (a `SQLiteTrainingStorage` configures Django); the
+    facades check that what they were given is one, so a wrong argument fails at once.
+    """
+    if storage is None:
+        return TrainingStorage()
+    if not isinstance(storage, TrainingStorage):
+        raise TypeError(f"expected a TrainingStorage, got {type(storage).__name__}")
+    return storage

@@ -7,9 +7,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from collection.roles import ADMIN, REVIEWER, VIEWER, has_role, role_of
+from collection.roles import (
+    ADD_TEMPLATE,
+    ADMIN,
+    GENERATE,
+    IMPORT,
+    REVIEW,
+    REVIEWER,
+    VIEWER,
+    role_of,
+)
 from tests.factories import make_example
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,8 +59,27 @@ def test_the_public_urls_are_only_login_and_health(client):
 @pytest.mark.django_db
 def test_roles_are_ordered_viewer_reviewer_admin(viewer, reviewer, admin_user):
     assert [role_of(u) for u in (viewer, reviewer, admin_user)] == [VIEWER, REVIEWER, ADMIN]
-    assert has_role(admin_user, REVIEWER) and not has_role(viewer, REVIEWER)
     assert admin_user.is_staff and not reviewer.is_staff
+
+
+@pytest.mark.django_db
+def test_each_role_holds_the_page_permissions_of_the_roles_below_it(viewer, reviewer, admin_user):
+    pages = (REVIEW, IMPORT, GENERATE, ADD_TEMPLATE)
+    held = {
+        user.username: [user.has_perm(p) for p in pages] for user in (viewer, reviewer, admin_user)
+    }
+    assert held == {
+        viewer.username: [False, False, False, False],
+        reviewer.username: [True, True, False, False],
+        admin_user.username: [True, True, True, True],
+    }
+
+
+@pytest.mark.django_db
+def test_a_superuser_without_a_role_holds_every_page_permission(django_user_model):
+    root = django_user_model.objects.create_superuser("root", password="x")
+    assert role_of(root) == ADMIN
+    assert root.has_perms((REVIEW, IMPORT, GENERATE, ADD_TEMPLATE))
 
 
 @pytest.mark.django_db
@@ -140,3 +169,28 @@ def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path):
     )
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("role", "links"),
+    [
+        ("viewer", []),
+        ("reviewer", ["/imports/"]),
+        ("admin_user", ["/imports/", "/batches/", "/admin/"]),
+    ],
+)
+def test_the_menu_shows_only_the_pages_a_user_may_open(client, request, role, links):
+    client.force_login(request.getfixturevalue(role))
+    page = client.get("/").content.decode()
+    guarded = ("/imports/", "/batches/", "/admin/")
+    assert [url for url in guarded if f'href="{url}"' in page] == links
+
+
+@pytest.mark.django_db
+def test_pages_ask_for_permissions_not_roles(client, django_user_model):
+    user = django_user_model.objects.create_user("importer", password="x")
+    user.user_permissions.add(Permission.objects.get(codename="add_importupload"))
+    client.force_login(user)
+    assert client.get("/imports/").status_code == 200
+    assert client.get("/batches/").status_code == 403

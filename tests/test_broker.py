@@ -143,8 +143,8 @@ def test_a_job_whose_worker_is_killed_completes_exactly_once_on_redelivery(
     transactional_db, tmp_path
 ):
     from collection.jobs.runner import create_job
-    from collection.jobs.spec import JobSpec
     from collection.models import CollectionJob, Execution, JobStatus
+    from collection.sessions.spec import JobSpec
     from tests.factories import make_task
     from tests.sessions import FIX_SCRIPT, TOOLS, VERIFIER, make_workspace
 

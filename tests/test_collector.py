@@ -30,6 +30,7 @@ TASK = TaskDefinition(
 
 def collect(options, prompt="Fix the failing test in test_calc.py", task=TASK, **kw):
     collector = TrainingDataCollector(quality_scorer=kw.pop("quality_scorer", None))
+    kw.setdefault("source", Source.SCRIPTED)
 
     async def go():
         seen = []
@@ -47,7 +48,7 @@ def collect(options, prompt="Fix the failing test in test_calc.py", task=TASK, *
 def test_a_successful_session_is_stored_faithfully_and_scored(tmp_path):
     work = make_workspace(tmp_path / "work")
     collector, seen = collect(scripted_options(work, script=FIX_SCRIPT))
-    ex = collector.last_execution
+    ex = collector.last_example.execution
     ex.refresh_from_db()
 
     assert "a + b" in (work / "calc.py").read_text()  # the CLI really edited the file
@@ -89,7 +90,7 @@ def test_success_comes_from_the_verifier_not_from_the_agents_claim(tmp_path):
     work = make_workspace(tmp_path / "work")
     claims_only = [FIX_SCRIPT[1], {"text": "Fixed it, all tests pass."}]
     collector, _ = collect(scripted_options(work, script=claims_only))
-    ex = collector.last_execution
+    ex = collector.last_example.execution
     assert (work / "calc.py").read_text() == BUGGY
     assert ex.status == TaskStatus.COMPLETED and ex.success is False
     assert "add is broken" in ex.performance_metrics["verifier"]["output"]
@@ -99,7 +100,7 @@ def test_success_comes_from_the_verifier_not_from_the_agents_claim(tmp_path):
 def test_a_tool_error_is_paired_with_its_call(tmp_path):
     work = make_workspace(tmp_path / "work")
     collector, _ = collect(scripted_options(work, policy="tool_error"), verifier="")
-    ex = collector.last_execution
+    ex = collector.last_example.execution
     failed = ex.tool_calls.filter(is_error=True)
     assert failed.count() == 1
     assert ex.performance_metrics["tool_errors"] == 1
@@ -109,7 +110,7 @@ def test_a_tool_error_is_paired_with_its_call(tmp_path):
 def test_max_turns_ends_as_a_failed_execution_with_the_reason(tmp_path):
     work = make_workspace(tmp_path / "work")
     collector, seen = collect(scripted_options(work, policy="max_turns", max_turns=3))
-    ex = collector.last_execution
+    ex = collector.last_example.execution
     assert seen[-1].subtype == "error_max_turns"
     assert ex.status == TaskStatus.FAILED and ex.success is False
     assert "error_max_turns" in ex.error
@@ -120,7 +121,7 @@ def test_max_turns_ends_as_a_failed_execution_with_the_reason(tmp_path):
 def test_a_model_error_is_recorded_as_a_failure(tmp_path):
     work = make_workspace(tmp_path / "work")
     collector, _ = collect(scripted_options(work, policy="model_error"))
-    ex = collector.last_execution
+    ex = collector.last_example.execution
     assert ex.status == TaskStatus.FAILED and not ex.success
     assert ex.error and ex.messages.filter(type="result").exists()
 
@@ -141,7 +142,7 @@ def test_a_cli_killed_mid_session_keeps_the_partial_trajectory(tmp_path):
 
     with pytest.raises(Exception):  # noqa: B017 - the SDK's error type for a dead CLI
         asyncio.run(go())
-    ex = collector.last_execution
+    ex = collector.last_example.execution
     ex.refresh_from_db()
     assert ex.status == TaskStatus.FAILED and ex.is_partial
     assert ex.messages.filter(type="system", subtype="init").exists()
@@ -181,7 +182,7 @@ def test_stopping_early_marks_the_execution_cancelled_and_partial(tmp_path):
                     break
 
     asyncio.run(go())
-    ex = collector.last_execution
+    ex = collector.last_example.execution
     assert ex.status == TaskStatus.CANCELLED and ex.is_partial
     assert ex.messages.count() >= 2
 
@@ -204,7 +205,7 @@ def test_a_subagent_session_nests_its_turns_under_the_coordinator(tmp_path):
         {"text": "The sub-agent found the bug."},
     ]
     collector, seen = collect(scripted_options(work, script=script), verifier="")
-    ex = collector.last_execution
+    ex = collector.last_example.execution
     nested = [m for m in seen if getattr(m, "parent_tool_use_id", None)]
     assert nested, "the CLI reported no sub-agent turns"
     delegation = ex.actions.get(tool_name__in=["Agent", "Task"])

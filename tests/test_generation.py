@@ -10,7 +10,6 @@ from django.core.management import call_command
 from collection.jobs.batches import (
     BatchTrainingGenerator,
     GenerationParams,
-    InProcessWorkers,
     cancel_batch,
     plan,
     resume_batch,
@@ -20,6 +19,7 @@ from collection.jobs.batches import (
 from collection.models import TEMPLATE_CATEGORIES, CollectionJob, Execution, JobStatus
 from collection.task_templates import TaskTemplateLibrary
 from tests.test_broker import start_worker, stop_worker
+from trainingdash.broker import InProcessWorkers
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from collection.jobs.runner import cancel_job, create_job, run_job
-from collection.jobs.spec import JobSpec
+from collection.jobs.runner import create_job, run_job
 from collection.models import CollectionJob, Execution, JobKind, JobStatus, TaskStatus
 from collection.sessions.chains import ChainStep, ConversationChain
+from collection.sessions.spec import JobSpec
 from tests.factories import make_task
 from tests.sessions import FIX_SCRIPT, TOOLS, VERIFIER, make_workspace
 
@@ -43,7 +43,7 @@ def test_a_job_runs_in_a_fresh_sandbox_and_leaves_the_workspace_alone(
     assert job.execution.success and job.execution.status == TaskStatus.COMPLETED
     assert job.execution.training_example.is_golden
     assert "a - b" in (workspace / "calc.py").read_text()  # the template is never touched
-    assert job.progress["messages"] > 0 or job.finished_at
+    assert job.started_at < job.finished_at and job.lease_expires_at is None
 
 
 def test_a_redelivered_job_does_not_run_twice(workspace, django_capture_on_commit_callbacks):
@@ -82,7 +82,8 @@ def test_a_queued_job_can_be_cancelled_before_it_runs(
 ):
     with django_capture_on_commit_callbacks(execute=False):
         job = create_job(make_task(), fix_spec(workspace))
-    assert cancel_job(job).status == JobStatus.CANCELLED
+    job.request_cancel()
+    assert job.status == JobStatus.CANCELLED
     assert run_job(job.pk) is None
     assert Execution.objects.count() == 0
 
@@ -175,7 +176,7 @@ def test_a_running_job_stops_when_cancelled(
         from tests.test_broker import wait_for
 
         assert wait_for(lambda: Execution.objects.filter(messages__subtype="init").exists())
-        cancel_job(job)
+        job.request_cancel()
     finally:
         runner.join(timeout=60)
     job = finished[0]

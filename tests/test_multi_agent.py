@@ -3,10 +3,10 @@ from __future__ import annotations
 import pytest
 
 from collection.jobs.runner import create_job, run_job
-from collection.jobs.spec import JobSpec, SubagentSpec
 from collection.models import AgentRole, JobKind, JobStatus
 from collection.schema import TaskDefinition
 from collection.sessions.multi_agent import MultiAgentCollector
+from collection.sessions.spec import JobSpec, SubagentSpec
 from tests.factories import make_task
 from tests.sessions import PYTHON, TOOLS, make_workspace
 

@@ -160,3 +160,15 @@ def test_the_rescore_command_uses_the_named_scorer_and_refuses_a_bad_one():
     with pytest.raises(CommandError, match="nope.scorer"):
         call_command("rescore", scorer="nope.scorer")
     assert TrainingExample.objects.get().quality_score == 0.5
+
+
+@pytest.mark.django_db
+def test_apply_score_on_a_stale_copy_keeps_a_ruling_made_since_it_was_read(reviewer):
+    from collection.review import review_example
+
+    stale = make_example(make_execution())  # scores 0.9: golden, unless a reviewer says not
+    fresh = TrainingExample.objects.get(pk=stale.pk)
+    review_example(fresh, reviewer, is_golden=False, validated=True, validator_notes="", tags=[])
+    scored = apply_score(stale)
+    assert (scored.quality_score, scored.is_golden, scored.reviewer) == (0.9, False, reviewer)
+    assert not TrainingExample.objects.get(pk=stale.pk).is_golden

@@ -227,7 +227,11 @@ def test_max_turns_policy_runs_into_the_turn_limit(
 
     assert session.result.subtype == "error_max_turns" and session.result.is_error
     assert len(session.blocks(ToolUseBlock)) == 3
-    assert session.error is None or session.error.subtype == "error_max_turns"
+    # The CLI exits 1 after an error result; the SDK raises it as a ResultError.
+    error = session.error
+    assert isinstance(error, ResultError) and error.exit_code == 1
+    assert (error.subtype, error.terminal_reason) == ("error_max_turns", "max_turns")
+    assert error.errors == ["Reached maximum number of turns (3)"]
 
 
 def test_subagent_policy_runs_a_defined_agent_whose_turns_name_their_parent(
@@ -276,7 +280,11 @@ def test_model_error_policy_ends_the_session_with_an_api_error(
     result = session.result
     assert result.is_error and result.api_error_status == 529
     assert result.terminal_reason == "api_error" and "API Error: 529" in (result.result or "")
-    assert session.error is None or session.error.api_error_status == 529
+    error = session.error
+    assert isinstance(error, ResultError) and error.exit_code == 1
+    # The agent loop itself completed: the subtype is "success", the reason says what failed.
+    assert (error.subtype, error.terminal_reason) == ("success", "api_error")
+    assert error.api_error_status == 529 and error.result == result.result
 
 
 def test_non_streaming_reply_is_a_deterministic_function_of_the_request(

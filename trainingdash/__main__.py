@@ -72,8 +72,8 @@ def _reachable(host: str, port: int) -> bool:
 
 
 def run_tests(args: list[str]) -> int:
-    """The suite on SQLite, then again on PostgreSQL (without the browser tests and those marked
-    backend_independent: once is enough for them).
+    """Type checks (mypy with django-stubs), then the suite on SQLite, then again on PostgreSQL
+    (without the browser tests and those marked backend_independent: once is enough for them).
 
     Redis and PostgreSQL on 127.0.0.1 are used when they run there, and required when CI=true.
     """
@@ -82,8 +82,9 @@ def run_tests(args: list[str]) -> int:
     if "REDIS_URL" not in env and (ci or _reachable("127.0.0.1", 6379)):
         env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
     env.pop("DATABASE_URL", None)
+    typed = subprocess.run([str(PY), "-m", "mypy"], cwd=ROOT, env=env).returncode
     pytest = [str(PY), "-m", "pytest", *args]
-    status = subprocess.run(pytest, cwd=ROOT, env=env).returncode
+    status = subprocess.run(pytest, cwd=ROOT, env=env).returncode or typed
     pg_url = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
     if not (ci or _reachable("127.0.0.1", 5432)):
         print("PostgreSQL is not running on 127.0.0.1:5432: the PostgreSQL pass is left out.")

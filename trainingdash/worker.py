@@ -9,8 +9,7 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "trainingdash.settings")
 django.setup()
 
-from trainingdash.broker import setup_broker  # noqa: E402
+from trainingdash.broker import load_actors, setup_broker  # noqa: E402
 
 broker = setup_broker()
-
-import collection.jobs.actors  # noqa: E402,F401
+load_actors()

@@ -13,7 +13,10 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from collection.lifecycle import Outcome
 
 # Line problems kept per session; a file of garbage must not grow the report without bound.
 MAX_PROBLEMS = 100
@@ -68,17 +71,6 @@ class Entry:
     reasoning: str = ""
 
 
-@dataclass
-class Outcome:
-    """How a session ended, when the source says so; None leaves the decision to the writer."""
-
-    status: str | None = None
-    success: bool | None = None
-    partial: bool | None = None
-    error: str = ""
-    text: str | None = None
-
-
 class Problems:
     """Lines skipped while reading a session, capped at MAX_PROBLEMS (the rest only counted)."""
 
@@ -116,7 +108,8 @@ class SessionFeed:
     agent_id: str = ""
     task_name: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
-    outcome: Outcome = field(default_factory=Outcome)
+    # How the session ended when the source says so; None leaves the decision to the writer.
+    outcome: Outcome | None = None
     problems: Problems = field(default_factory=Problems)
     # Totals the source states outright (SWE-agent's model_stats), used over the tally.
     reported_usage: dict[str, int] | None = None

@@ -9,27 +9,21 @@ result means the session was cut off (or is still running).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from collection.importers.base import SessionFeed
-from collection.importers.tracking import TOKEN_FIELDS, SessionTracker
-from collection.models import Execution, TaskStatus, TrainingExample
-from collection.scoring import apply_score
-from collection.sessions.trajectory import tool_metrics
-
-MAX_ERROR_TEXT = 4000
+from collection.importers.tracking import SessionTracker
+from collection.lifecycle import TOKEN_FIELDS, Outcome, finish
+from collection.models import Execution, TaskStatus
 
 
 def close(execution: Execution, feed: SessionFeed, tracker: SessionTracker) -> None:
     _set_metrics(execution, feed, tracker)
     _set_times(execution, feed, tracker)
-    _set_status(execution, feed, tracker)
     execution.metadata = execution.metadata | feed.metadata | _import_metadata(feed)
-    execution.performance_metrics = execution.performance_metrics | tool_metrics(execution)
-    execution.save()
-    example, _ = TrainingExample.objects.get_or_create(execution=execution)
-    apply_score(example)
+    finish(execution, _outcome(feed, tracker))
 
 
 def _set_metrics(execution: Execution, feed: SessionFeed, tracker: SessionTracker) -> None:
@@ -72,49 +66,29 @@ def _ms(span: timedelta) -> int:
     return int(span / timedelta(milliseconds=1))
 
 
-def _set_status(execution: Execution, feed: SessionFeed, tracker: SessionTracker) -> None:
-    status, success, partial, error = _judge(feed, tracker)
+def _outcome(feed: SessionFeed, tracker: SessionTracker) -> Outcome:
+    outcome = _judge(feed, tracker)
     if feed.problems:
-        partial = True
+        outcome.partial = True
         skipped = f"{len(feed.problems)} unreadable line(s) skipped"
-        error = f"{error}; {skipped}" if error else skipped
-    execution.status, execution.success, execution.is_partial = status, success, partial
-    execution.error = error[:MAX_ERROR_TEXT]
-    text = feed.outcome.text
-    if text is None and tracker.result is None:
-        text = tracker.outcome_text()
-    if text is not None:
-        execution.outcome = text
+        outcome.error = f"{outcome.error}; {skipped}" if outcome.error else skipped
+    if outcome.text is None and tracker.result is None:
+        outcome.text = tracker.outcome_text()
+    return outcome
 
 
-def _judge(feed: SessionFeed, tracker: SessionTracker) -> tuple[str, bool | None, bool, str]:
-    """Status, success, partial and error: the source's word first, then a result, then the
-    trajectory's shape (a tool call without a result means the session was cut off)."""
-    said = feed.outcome
-    if said.status is not None:
-        return said.status, said.success, bool(said.partial), said.error
-    result = tracker.result
-    if result is not None:
-        if result.get("is_error") or result.get("subtype") != "success":
-            return TaskStatus.FAILED, False, False, _result_error(result)
-        return TaskStatus.COMPLETED, True, False, ""
+def _judge(feed: SessionFeed, tracker: SessionTracker) -> Outcome:
+    """The source's word first, then a result, then the trajectory's shape (a tool call
+    without a result means the session was cut off, or is still running)."""
+    if feed.outcome is not None:
+        return replace(feed.outcome)  # a copy: the writer adds to it
+    if tracker.result is not None:
+        return Outcome.from_result(tracker.result)
     pending = tracker.pending_tool_calls
     if pending:
-        return (
-            TaskStatus.IN_PROGRESS,
-            None,
-            True,
-            f"{len(pending)} tool call(s) without a result: still running or cut off",
-        )
-    return TaskStatus.COMPLETED, None, False, ""
-
-
-def _result_error(result: dict[str, Any]) -> str:
-    parts = [str(result.get("subtype") or "error")]
-    parts += [str(e) for e in result.get("errors") or []]
-    if result.get("result"):
-        parts.append(str(result["result"])[:1000])
-    return "; ".join(parts)
+        cut_off = f"{len(pending)} tool call(s) without a result: still running or cut off"
+        return Outcome(TaskStatus.IN_PROGRESS, None, cut_off, partial=True)
+    return Outcome(TaskStatus.COMPLETED)
 
 
 def _import_metadata(feed: SessionFeed) -> dict[str, Any]:

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from collection.importers.base import Entry, Head, Importer, Outcome, SessionFeed, TranscriptError
+from collection.importers.base import Entry, Head, Importer, SessionFeed, TranscriptError
 from collection.importers.reading import read_json_document
+from collection.lifecycle import Outcome
 from collection.models import TaskStatus
 
 _SOURCE = re.compile(r'"source"\s*:\s*"(user|agent|environment)"')
@@ -112,10 +113,14 @@ class _Mapper:
 
     def _outcome(self) -> Outcome:
         if self.state == "error":
-            return Outcome(TaskStatus.FAILED, False, False, "agent state: error", self.finished)
+            return Outcome(
+                TaskStatus.FAILED, success=False, error="agent state: error", text=self.finished
+            )
         if self.finished is not None or self.state == "finished":
-            return Outcome(TaskStatus.COMPLETED, None, False, "", self.finished)
-        return Outcome(TaskStatus.IN_PROGRESS, None, True, "trajectory ends before a finish")
+            return Outcome(TaskStatus.COMPLETED, text=self.finished)
+        return Outcome(
+            TaskStatus.IN_PROGRESS, error="trajectory ends before a finish", partial=True
+        )
 
 
 def _message(event: dict[str, Any]) -> dict[str, Any]:

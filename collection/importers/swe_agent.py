@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from collection.importers.base import Entry, Head, Importer, Outcome, SessionFeed, TranscriptError
+from collection.importers.base import Entry, Head, Importer, SessionFeed, TranscriptError
 from collection.importers.reading import read_json_document
+from collection.lifecycle import Outcome
 from collection.models import TaskStatus
 
 _HEAD = re.compile(r'^\s*\{\s*"(trajectory|history|info|environment|replay_config)"\s*:')
@@ -114,10 +115,14 @@ class _Mapper:
         submitted = "submitted" in exit_status or (not exit_status and self.last_tool == "submit")
         text = self.info.get("submission") or (self.last_observation if submitted else None)
         if submitted:
-            return Outcome(TaskStatus.COMPLETED, None, False, "", text)
+            return Outcome(TaskStatus.COMPLETED, text=text)
         if exit_status:
-            return Outcome(TaskStatus.FAILED, False, False, f"exit status: {exit_status}", text)
-        return Outcome(TaskStatus.IN_PROGRESS, None, True, "trajectory ends before a submit", text)
+            return Outcome(
+                TaskStatus.FAILED, success=False, error=f"exit status: {exit_status}", text=text
+            )
+        return Outcome(
+            TaskStatus.IN_PROGRESS, error="trajectory ends before a submit", partial=True, text=text
+        )
 
 
 def _tool_use(call: dict[str, Any], fallback_id: str) -> dict[str, Any]:

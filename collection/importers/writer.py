@@ -18,9 +18,10 @@ from django.db import transaction
 from collection.importers.base import Entry, SessionFeed, TranscriptError
 from collection.importers.closing import close
 from collection.importers.recorder import ImportRecorder
-from collection.sessions.task_inference import task_for
 from collection.importers.tracking import SessionTracker
-from collection.models import Execution, Source, TaskStatus
+from collection.lifecycle import open_execution
+from collection.models import Execution, Source
+from collection.sessions.task_inference import task_for
 
 # Entries read before the execution is opened, looking for the prompt that names its task.
 LOOKAHEAD = 200
@@ -113,13 +114,11 @@ def _open(
         return existing, False
     fallback = f"Imported {feed.importer} sessions without a prompt"
     task = task_for(tracker.prompt, name=feed.task_name, importer=feed.importer, fallback=fallback)
-    execution = Execution.objects.create(
-        task=task,
+    execution = open_execution(
+        task,
+        source=Source.IMPORTED,
         session_id=session_id,
         agent_id=feed.agent_id[:100],
-        source=Source.IMPORTED,
-        status=TaskStatus.IN_PROGRESS,
-        is_partial=True,  # until the whole session is stored
         created_by=user,
         metadata={"importer": feed.importer, "file": str(feed.file), "import_key": feed.key},
     )

@@ -24,17 +24,21 @@ from django.db.models import Sum
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field
 
-from collection.jobs.runner import enqueue
+from collection.jobs.runner import JobHooks
 from collection.models import (
+    ACTIVE_STATUSES,
     TEMPLATE_CATEGORIES,
     CollectionJob,
     Difficulty,
     Execution,
     GenerationBatch,
+    IllegalTransition,
     JobStatus,
     TrainingExample,
 )
+from collection.storage import TrainingStorage, seed_storage
 from collection.task_templates import TaskTemplate, TaskTemplateLibrary
+from trainingdash.broker import InProcessWorkers
 
 
 class GenerationParams(BaseModel):
@@ -97,36 +101,43 @@ def start_batch(
         name=name or f"batch {timezone.now():%Y-%m-%d %H:%M}",
         params=params.model_dump(mode="json"),
         created_by=user,
-        status=JobStatus.RUNNING,
     )
+    batch.acquire()
     return _fill(batch, library)
 
 
 def resume_batch(
     batch: GenerationBatch, library: TaskTemplateLibrary | None = None
 ) -> GenerationBatch:
-    """Queue again what a cancelled or interrupted batch has not finished; nothing twice."""
+    """Queue again what a cancelled or interrupted batch has not finished; nothing twice.
+
+    Its cancelled jobs are requeued (each gets a fresh execution; see `CollectionJob.requeue`),
+    planned jobs never created are created, and jobs still queued (an interrupted batch) are
+    sent again: a job already run or running ignores a second message.
+    """
     with transaction.atomic():
-        GenerationBatch.objects.filter(pk=batch.pk).update(
-            cancel_requested=False, status=JobStatus.RUNNING, finished_at=None
-        )
-        batch.jobs.filter(status=JobStatus.CANCELLED).update(
-            status=JobStatus.QUEUED, cancel_requested=False, error="", finished_at=None
-        )
-    batch.refresh_from_db()
-    return _fill(batch, library or TaskTemplateLibrary.load())
+        if batch.is_finished:
+            batch.requeue()
+        if batch.status == JobStatus.QUEUED:
+            batch.acquire()
+        GenerationBatch.objects.filter(pk=batch.pk).update(cancel_requested=False)
+        waiting = list(batch.jobs.filter(status=JobStatus.QUEUED))
+        for job in batch.jobs.filter(status=JobStatus.CANCELLED):
+            job.requeue()
+        _fill(batch, library or TaskTemplateLibrary.load())
+        for job in waiting:
+            job.queue()
+    return batch
 
 
 def _fill(batch: GenerationBatch, library: TaskTemplateLibrary) -> GenerationBatch:
+    """Create and queue the planned jobs that don't exist yet."""
     params = GenerationParams.model_validate(batch.params)
     with transaction.atomic():
         existing = set(batch.jobs.values_list("plan_key", flat=True))
         for item in plan(params, library):
             if item.plan_key not in existing:
-                _create_job(batch, library.get(item.template), item, params)
-        queued = list(batch.jobs.filter(status=JobStatus.QUEUED).values_list("pk", flat=True))
-        # Queue ids only; a job already run or running ignores a second message.
-        transaction.on_commit(lambda: [enqueue(pk) for pk in queued])
+                _create_job(batch, library.get(item.template), item, params).queue()
     return batch
 
 
@@ -149,27 +160,32 @@ def _create_job(
 
 def cancel_batch(batch: GenerationBatch) -> GenerationBatch:
     """Stop a batch: queued jobs are cancelled now, running ones at their next check."""
-    from collection.jobs.runner import cancel_job
-
-    GenerationBatch.objects.filter(pk=batch.pk).update(cancel_requested=True)
-    for job in batch.jobs.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]):
-        cancel_job(job)
-    refresh_status(batch)
-    return batch
+    if batch.is_active:
+        batch.request_cancel()
+        for job in batch.jobs.filter(status__in=ACTIVE_STATUSES):
+            job.request_cancel()
+    return refresh_status(batch)
 
 
-def stop_reason(job: CollectionJob) -> str:
-    """Why a batch job should not start: the batch was cancelled or spent its ceiling."""
-    batch = job.batch
-    if batch is None:
+class BatchRules(JobHooks):
+    """A batch's rules for its jobs: none starts once the batch is cancelled or has spent its
+    ceiling, and the batch's status follows its jobs."""
+
+    def stop_reason(self, job: CollectionJob) -> str:
+        batch = job.batch
+        if batch is None:
+            return ""
+        batch.refresh_from_db()
+        if batch.cancel_requested:
+            return "batch cancelled"
+        ceiling = batch.params.get("max_cost_usd")
+        if ceiling and batch_cost(batch) >= ceiling:
+            return f"batch cost ceiling ${ceiling:g} reached"
         return ""
-    batch.refresh_from_db()
-    if batch.cancel_requested:
-        return "batch cancelled"
-    ceiling = batch.params.get("max_cost_usd")
-    if ceiling and batch_cost(batch) >= ceiling:
-        return f"batch cost ceiling ${ceiling:g} reached"
-    return ""
+
+    def finished(self, job: CollectionJob) -> None:
+        if job.batch is not None:
+            refresh_status(job.batch)
 
 
 def batch_cost(batch: GenerationBatch) -> float:
@@ -179,13 +195,16 @@ def batch_cost(batch: GenerationBatch) -> float:
 
 def refresh_status(batch: GenerationBatch) -> GenerationBatch:
     """Derive the batch's status from its jobs (finished when none is queued or running)."""
-    statuses = set(batch.jobs.values_list("status", flat=True))
     batch.refresh_from_db()
-    if statuses & {JobStatus.QUEUED, JobStatus.RUNNING}:
+    if not batch.is_active or batch.jobs.filter(status__in=ACTIVE_STATUSES).exists():
         return batch
-    batch.status = JobStatus.CANCELLED if batch.cancel_requested else JobStatus.SUCCEEDED
-    batch.finished_at = batch.finished_at or timezone.now()
-    batch.save(update_fields=["status", "finished_at"])
+    try:
+        if batch.cancel_requested:
+            batch.cancel("batch cancelled")
+        else:
+            batch.finish()
+    except IllegalTransition:
+        pass  # another worker's last job finished it first
     return batch
 
 
@@ -245,37 +264,20 @@ def wait_for_batch(
         stats = batch_stats(batch)
         if on_progress:
             on_progress(stats)
-        if batch.status != JobStatus.RUNNING:
+        if not batch.is_active:
             return stats
         if deadline and time.monotonic() > deadline:
             raise TimeoutError(f"batch {batch.pk} still running after {timeout_s}s")
         time.sleep(poll_s)
 
 
-class InProcessWorkers:
-    """Dramatiq worker threads in this process (all queues), for scripts and commands."""
-
-    def __init__(self, threads: int) -> None:
-        from dramatiq import Worker
-
-        import collection.jobs.actors  # noqa: F401 - declares the actors on the broker
-        from trainingdash.broker import setup_broker
-
-        self.worker = Worker(setup_broker(), worker_threads=threads)
-
-    def __enter__(self) -> InProcessWorkers:
-        self.worker.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.worker.stop()
-
-
 class BatchTrainingGenerator:
     """The seed's generator facade."""
 
-    def __init__(self, storage: Any = None, library: TaskTemplateLibrary | None = None) -> None:
-        self.storage = storage
+    def __init__(
+        self, storage: TrainingStorage | None = None, library: TaskTemplateLibrary | None = None
+    ) -> None:
+        self.storage = seed_storage(storage)
         self.library = library
 
     async def generate_diverse_dataset(

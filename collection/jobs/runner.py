@@ -1,17 +1,20 @@
 """Collection jobs: what to run, and running it exactly once under a database lease.
 
-`create_job()` stores a job and enqueues it on commit; the actor calls `run_job(job_id)`.
+    job = create_job(task, JobSpec(prompt="Fix the failing test", ...))   # queued on commit
+    run_job(job.pk)                                                       # what the actor calls
+
 A job runs in a fresh sandbox directory (a copy of its workspace, if any) with time and cost
-limits, can be cancelled while it runs, and is retried only for infrastructure errors. The
-lease (owner + expiry, renewed while running) means a redelivered message never runs a job
-that another worker is running; a job whose worker died is taken over when its lease lapses,
-re-running into the same execution so there is never a second execution or example.
+limits, can be cancelled while it runs, and is retried only when a retry can help. The lease
+(owner + expiry, renewed while running; see `CollectionJob.acquire`) means a redelivered
+message never runs a job that another worker is running; a job whose worker died is taken over
+when its lease lapses, re-running into the same execution so there is never a second execution
+or example. What a job kind runs is its collector's business (`collection.jobs.collectors`);
+owners of jobs such as batches add their rules through `JobHooks`, registered at start-up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import shutil
 import socket
@@ -19,7 +22,6 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,32 +29,43 @@ from claude_agent_sdk import AgentDefinition, ClaudeAgentOptions
 from django import db
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from collection.jobs.spec import JobSpec
+from collection.jobs.collectors import JobRun, collector_for
+from collection.lifecycle import Outcome, open_execution, reset_execution
 from collection.models import (
     CollectionJob,
     Execution,
+    IllegalTransition,
     JobKind,
-    JobStatus,
-    Source,
     Task,
     TaskStatus,
+    lease_seconds,
 )
-from collection.sessions.chains import (
-    ChainStep,
-    ConversationChainCollector,
-    default_step_options,
-)
-from collection.sessions.collector import TrainingDataCollector
-from trainingdash.broker import InfrastructureError
+from collection.sessions.collector import SessionControl
+from collection.sessions.spec import JobSpec
+from trainingdash.broker import JobError
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 
 
-class JobCancelled(Exception):
-    pass
+class JobHooks:
+    """Rules an owner of jobs adds to running them (a batch's cancel and cost ceiling)."""
+
+    def stop_reason(self, job: CollectionJob) -> str:
+        """Why the job should not start; "" to let it run."""
+        return ""
+
+    def finished(self, job: CollectionJob) -> None:
+        """Called after the job reached a final state."""
+
+
+HOOKS: list[JobHooks] = []
+
+
+def register_hooks(hooks: JobHooks) -> None:
+    if not any(type(h) is type(hooks) for h in HOOKS):
+        HOOKS.append(hooks)
 
 
 def create_job(
@@ -64,49 +77,7 @@ def create_job(
     job = CollectionJob.objects.create(
         task=task, kind=kind, spec=spec.model_dump(mode="json"), created_by=user
     )
-    transaction.on_commit(lambda: enqueue(job.pk))
-    return job
-
-
-def enqueue(job_id: int) -> None:
-    from collection.jobs.actors import run_collection_job
-
-    run_collection_job.send(job_id)
-
-
-def cancel_job(job: CollectionJob) -> CollectionJob:
-    """Ask a job to stop: a queued one is cancelled now, a running one at its next check."""
-    CollectionJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
-        status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()
-    )
-    CollectionJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
-    job.refresh_from_db()
-    return job
-
-
-# --- the lease ---------------------------------------------------------------------------------
-
-
-def lease_seconds() -> int:
-    return int(getattr(settings, "COLLECTION_LEASE_SECONDS", 60))
-
-
-def acquire(job_id: int, owner: str) -> CollectionJob | None:
-    """Take the job if it is queued, or running under a lapsed lease. None: not ours to run."""
-    now = timezone.now()
-    free = Q(status=JobStatus.QUEUED) | Q(status=JobStatus.RUNNING, lease_expires_at__lt=now)
-    with transaction.atomic():
-        taken = CollectionJob.objects.filter(free, pk=job_id, cancel_requested=False).update(
-            status=JobStatus.RUNNING,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds()),
-        )
-    if not taken:
-        return None
-    job = CollectionJob.objects.select_related("task", "execution").get(pk=job_id)
-    job.attempts += 1
-    job.started_at = job.started_at or now
-    job.save(update_fields=["attempts", "started_at"])
+    job.queue()
     return job
 
 
@@ -130,83 +101,68 @@ def run_job(
 ) -> CollectionJob | None:
     """Run a job once. Returns the finished job, or None when this delivery has nothing to do.
 
-    Raises `InfrastructureError` (retried by the broker) when the database or a lease holder
-    is in the way; never for a failed session, which is data like any other.
+    Raises a retryable `JobError` when the database or a lease holder is in the way; never
+    for a failed session, which is data like any other.
     """
     owner = owner or f"{WORKER_ID}:{threading.get_ident()}:{uuid.uuid4().hex[:6]}"
     try:
-        job = acquire(job_id, owner)
+        job = CollectionJob.objects.select_related("task", "execution").filter(pk=job_id).first()
+        if job is None:
+            return None
+        job.acquire(owner)
+    except IllegalTransition:
+        return _explain_skip(job)
     except DatabaseError as exc:
-        raise InfrastructureError(f"job {job_id}: database unavailable: {exc}") from exc
-    if job is None:
-        return _explain_skip(job_id)
-    from collection.jobs.batches import refresh_status, stop_reason
-
-    reason = stop_reason(job)
+        raise JobError(f"job {job_id}: database unavailable: {exc}", retryable=True) from exc
+    reason = next((r for r in (h.stop_reason(job) for h in HOOKS) if r), "")
     if reason:
-        return _finish(job, JobStatus.CANCELLED, reason)
+        job.cancel(reason)
+    else:
+        _run(job, owner, on_message)
+    for hooks in HOOKS:
+        hooks.finished(job)
+    return job
+
+
+def _run(job: CollectionJob, owner: str, on_message: Callable[[Any], None] | None) -> None:
     execution = _fresh_execution(job)
     sandbox = _sandbox(job)
     try:
-        status, error = asyncio.run(_collect(job, execution, sandbox, owner, on_message))
+        # The task is read here: the event loop's thread may not touch the database.
+        outcome = asyncio.run(_collect(job, job.task, execution, sandbox, owner, on_message))
     finally:
         shutil.rmtree(sandbox, ignore_errors=True)
-    job = _finish(job, status, error)
-    if job.batch_id:
-        refresh_status(job.batch)
-    return job
+    if outcome is None:
+        job.finish()
+    elif outcome.status == TaskStatus.CANCELLED:
+        job.cancel(outcome.error)
+    else:
+        job.fail(outcome.error)
 
 
-def _finish(job: CollectionJob, status: str, error: str) -> CollectionJob:
-    CollectionJob.objects.filter(pk=job.pk).update(
-        status=status, error=error, finished_at=timezone.now(), lease_expires_at=None
-    )
-    job.refresh_from_db()
-    return job
-
-
-def _explain_skip(job_id: int) -> None:
-    job = CollectionJob.objects.filter(pk=job_id).first()
-    if job is None or job.is_finished or job.cancel_requested:
-        return None  # finished already (a redelivery) or gone: nothing to do
+def _explain_skip(job: CollectionJob) -> None:
+    if job.is_finished or job.cancel_requested:
+        return None  # finished already (a redelivery): nothing to do
     # Running under a live lease elsewhere: let the broker retry after its backoff.
-    raise InfrastructureError(f"job {job_id} is leased by {job.lease_owner}")
+    raise JobError(f"job {job.pk} is leased by {job.lease_owner}", retryable=True)
 
 
 def _fresh_execution(job: CollectionJob) -> Execution:
     """The job's execution, emptied if an earlier attempt died mid-session."""
-    source = Source.SCRIPTED if job.spec.get("backend") == "scripted" else Source.CLAUDE
+    spec = JobSpec.model_validate(job.spec)
     with transaction.atomic():
         execution = job.execution
         if execution is None:
-            execution = Execution.objects.create(
-                task=job.task, source=source, created_by=job.created_by
-            )
+            execution = open_execution(job.task, source=spec.source, created_by=job.created_by)
+            CollectionJob.objects.filter(pk=job.pk).update(execution=execution)
             job.execution = execution
-            job.save(update_fields=["execution"])
         elif job.attempts > 1:
             lost = execution.messages.count()
-            execution.messages.all().delete()
-            execution.tool_calls.all().delete()
-            execution.actions.all().delete()
-            Execution.objects.filter(pk=execution.pk).update(
-                status=TaskStatus.PENDING,
-                num_turns=0,
-                cost_usd=0,
-                duration_ms=None,
-                api_duration_ms=None,
-                input_tokens=0,
-                output_tokens=0,
-                session_id="",
-                cache_creation_input_tokens=0,
-                cache_read_input_tokens=0,
-                started_at=None,
-                performance_metrics={},
-                error="",
-                metadata=execution.metadata
-                | {"interrupted_attempts": job.attempts - 1, "messages_lost_with_worker": lost},
+            reset_execution(
+                execution,
+                interrupted_attempts=job.attempts - 1,
+                messages_lost_with_worker=lost,
             )
-            execution.refresh_from_db()
     return execution
 
 
@@ -252,13 +208,15 @@ def build_options(spec: JobSpec, sandbox: Path) -> ClaudeAgentOptions:
 
 async def _collect(
     job: CollectionJob,
+    task: Task,
     execution: Execution,
     sandbox: Path,
     owner: str,
     listener: Callable[[Any], None] | None = None,
-) -> tuple[str, str]:
+) -> Outcome | None:
+    """Run the job's collector under its time limit and cancel checks. None: the job succeeded
+    (whatever the session's outcome, which is data); else why the job failed or stopped."""
     spec = JobSpec.model_validate(job.spec)
-    options = build_options(spec, sandbox)
     progress: dict[str, Any] = {"messages": 0, "tool_calls": 0, "last": ""}
 
     def on_message(message: Any) -> None:
@@ -270,94 +228,45 @@ async def _collect(
         if listener:
             listener(message)
 
-    work = asyncio.create_task(_session(job, spec, options, execution, on_message))
-    watcher = asyncio.create_task(_watch(job.pk, owner, progress, work))
-    try:
-        async with asyncio.timeout(spec.timeout_s):
-            await work
-    except TimeoutError:
-        return await _ended(execution, TaskStatus.FAILED, f"timed out after {spec.timeout_s:g}s")
-    except asyncio.CancelledError:
-        if watcher.done() and watcher.result() == "cancelled":
-            return await _ended(execution, TaskStatus.CANCELLED, "cancelled by a user")
-        raise
-    except Exception as exc:  # the session crashed: its execution says how
-        return JobStatus.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
-    finally:
-        watcher.cancel()
-    return JobStatus.SUCCEEDED, ""
+    control = SessionControl()
+    run = JobRun(task, spec, build_options(spec, sandbox), execution, control, on_message)
+    work = asyncio.create_task(collector_for(job.kind).collect(run))
 
+    def stop(status: str, error: str) -> None:
+        if control.stopping is None:
+            control.stopping = Outcome(status, error=error, partial=True)
+            work.cancel()
 
-async def _session(
-    job: CollectionJob,
-    spec: JobSpec,
-    options: ClaudeAgentOptions,
-    execution: Execution,
-    on_message: Any,
-) -> None:
-    if job.kind == JobKind.CHAIN:
-        assert spec.chain is not None
-        await ConversationChainCollector().collect_from_chain(
-            spec.chain,
-            job.task,
-            spec.prompt,
-            options,
-            execution=execution,
-            step_options=partial(_step_options, spec),
-        )
-        return
-    await TrainingDataCollector().run(
-        job.task,
-        spec.prompt,
-        options=options,
-        execution=execution,
-        verifier=spec.verifier,
-        on_message=on_message,
+    loop = asyncio.get_running_loop()
+    timer = loop.call_later(
+        spec.timeout_s, stop, TaskStatus.FAILED, f"timed out after {spec.timeout_s:g}s"
     )
+    watcher = asyncio.create_task(_watch(job.pk, owner, progress, work, stop))
+    try:
+        await work
+    except asyncio.CancelledError:
+        if control.stopping is None:
+            raise  # we are being cancelled ourselves
+    except Exception as exc:  # the session crashed: its execution says how
+        return Outcome(TaskStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])
+    finally:
+        timer.cancel()
+        watcher.cancel()
+    return control.stopping
 
 
-def _step_options(
-    spec: JobSpec, step: ChainStep, options: ClaudeAgentOptions
-) -> ClaudeAgentOptions:
-    """A chain step's options; on the scripted model, the step's own script."""
-    options = default_step_options(step, options)
-    if spec.backend == "scripted" and "script" in step.extra:
-        from collection.scripted_model.runtime import scripted_env
-
-        env = scripted_env(
-            spec.policy,
-            spec.seed,
-            step.extra["script"],
-            cwd=options.cwd,
-            config_dir=options.env.get("CLAUDE_CONFIG_DIR"),
-        )
-        options = dataclasses.replace(options, env=env)
-    return options
-
-
-async def _watch(job_id: int, owner: str, progress: dict[str, Any], work: asyncio.Task) -> str:
-    """Renew the lease and publish progress every few seconds; cancel the work on request."""
+async def _watch(
+    job_id: int,
+    owner: str,
+    progress: dict[str, Any],
+    work: asyncio.Task[Any],
+    stop: Callable[[str, str], None],
+) -> None:
+    """Renew the lease and publish progress every few seconds; stop the work on request."""
     interval = max(1.0, lease_seconds() / 4)
     while not work.done():
         keep_going = await asyncio.to_thread(renew, job_id, owner, dict(progress))
         if not keep_going:
-            work.cancel()
-            return "cancelled"
+            stop(TaskStatus.CANCELLED, "cancelled by a user")
+            return
         await asyncio.sleep(interval)
-    return "done"
-
-
-async def _ended(execution: Execution, status: str, error: str) -> tuple[str, str]:
-    """Label an execution the collector closed as cancelled with the job's real reason."""
-
-    def label() -> None:
-        try:
-            Execution.objects.filter(pk=execution.pk).update(
-                status=status, error=error, is_partial=True, success=False
-            )
-        finally:
-            db.connection.close()
-
-    await asyncio.to_thread(label)
-    job_status = JobStatus.CANCELLED if status == TaskStatus.CANCELLED else JobStatus.FAILED
-    return job_status, error

@@ -8,11 +8,10 @@ from pathlib import Path, PurePath
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
-from django.utils import timezone
 
 from collection.archives import ArchiveError, safe_extract
-from collection.models import ImportUpload, JobStatus
+from collection.importers import import_paths
+from collection.models import IllegalTransition, ImportUpload
 
 SUFFIXES = (".jsonl", ".ndjson", ".json", ".traj", ".zip")
 
@@ -36,9 +35,9 @@ def receive_upload(upload: UploadedFile, user: object = None) -> ImportUpload:
         shutil.rmtree(folder, ignore_errors=True)
         raise UploadError(f"{name}: {exc}") from exc
     record = ImportUpload.objects.create(
-        file_name=name, size=upload.size, path=str(folder), uploaded_by=user
+        file_name=name, size=upload.size, path=str(folder), created_by=user
     )
-    transaction.on_commit(lambda: _enqueue(record.pk))
+    record.queue()
     return record
 
 
@@ -53,34 +52,23 @@ def _store(upload: UploadedFile, name: str, folder: Path, limit: int) -> None:
             out.write(chunk)
 
 
-def _enqueue(upload_id: int) -> None:
-    from collection.jobs.actors import import_upload
-
-    import_upload.send(upload_id)
-
-
 def run_import_upload(upload_id: int) -> ImportUpload | None:
     """Import what an upload holds (once) and keep the report; the files are removed after."""
-    from collection.importers import import_paths
-
-    taken = ImportUpload.objects.filter(pk=upload_id, status=JobStatus.QUEUED).update(
-        status=JobStatus.RUNNING
-    )
-    if not taken:
-        return None  # a redelivered message: already imported or importing
-    record = ImportUpload.objects.get(pk=upload_id)
+    record = ImportUpload.objects.filter(pk=upload_id).first()
+    if record is None:
+        return None
     try:
-        report = import_paths([record.path], user=record.uploaded_by)
-    except Exception as exc:
-        record.status, record.error = JobStatus.FAILED, f"{type(exc).__name__}: {exc}"
+        record.acquire()
+    except IllegalTransition:
+        return None  # a redelivered message: already imported or importing
+    try:
+        report = import_paths([record.path], user=record.created_by)
+    except Exception as exc:  # noqa: BLE001 - any failure is the upload's error, shown on its page
+        record.fail(f"{type(exc).__name__}: {exc}")
     else:
-        record.status, record.report = (
-            JobStatus.SUCCEEDED,
-            _relative(report.model_dump(mode="json"), record.path),
-        )
-    record.finished_at = timezone.now()
-    record.save()
-    shutil.rmtree(record.path, ignore_errors=True)
+        record.finish(report=_relative(report.model_dump(mode="json"), record.path))
+    finally:
+        shutil.rmtree(record.path, ignore_errors=True)
     return record
 
 

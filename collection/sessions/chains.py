@@ -15,16 +15,25 @@ tagged with its step) and per-step metrics in `performance_metrics["steps"]` (a 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from claude_agent_sdk import ClaudeAgentOptions
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from collection.models import Execution, Task, TaskStatus, TrainingExample
+from collection.lifecycle import Outcome, open_execution
+from collection.models import Execution, Source, Task, TaskStatus, TrainingExample
 from collection.schema import TaskDefinition
-from collection.sessions.collector import SessionOutcome, TrainingDataCollector
+from collection.sessions.collector import (
+    SessionControl,
+    SessionResult,
+    TrainingDataCollector,
+    describe,
+    in_fresh_connection,
+)
 
 
 class ChainStep(BaseModel):
@@ -108,61 +117,68 @@ class ConversationChainCollector(TrainingDataCollector):
         task: TaskDefinition | Task,
         initial_prompt: str,
         options: ClaudeAgentOptions | None = None,
+        **kwargs: Any,
+    ) -> TrainingExample:
+        """Run the chain's steps in order; stops at the first step that fails."""
+        result = await self.run_chain(chain, task, initial_prompt, options, **kwargs)
+        assert result.example is not None
+        return result.example
+
+    async def run_chain(
+        self,
+        chain: ConversationChain,
+        task: TaskDefinition | Task,
+        initial_prompt: str,
+        options: ClaudeAgentOptions | None = None,
         *,
         execution: Execution | None = None,
         step_options: StepOptions = default_step_options,
-        source: str | None = None,
-    ) -> TrainingExample:
-        """Run the chain's steps in order; stops at the first step that fails."""
+        **session: Any,
+    ) -> SessionResult:
+        """The chain as one execution; `session` keywords go to every step (source, control,
+        on_message)."""
         options = options or ClaudeAgentOptions()
+        if execution is None:
+            source = session.get("source", Source.CLAUDE)
+            start = partial(open_execution, task, source=source, prompt=initial_prompt)
+            execution = await asyncio.to_thread(in_fresh_connection, start)
         results: dict[str, str] = {}
-        outcome_status, error = TaskStatus.COMPLETED, ""
+        outcome = Outcome(TaskStatus.COMPLETED)
+        done: SessionResult | None = None
         for step in chain.ordered_steps():
-            await self._run_step(
-                task,
-                compose_prompt(initial_prompt, step, results),
-                step_options(step, options),
-                execution,
-                step.name,
-                source,
-            )
-            execution = self.last_execution
-            step_outcome = self.last_outcome
-            results[step.name] = self.last_result_text
-            if step_outcome.status != TaskStatus.COMPLETED:
-                outcome_status = step_outcome.status
-                error = f"step {step.name!r}: {step_outcome.error}"
+            try:
+                done = await self.run(
+                    task,
+                    compose_prompt(initial_prompt, step, results),
+                    options=step_options(step, options),
+                    execution=execution,
+                    step=step.name,
+                    finalize=False,
+                    **session,
+                )
+            except (Exception, asyncio.CancelledError) as exc:
+                # The step is closed; the chain's execution is finished here, then re-raise.
+                await asyncio.shield(self.finalize(execution, _interrupted(step, exc, session)))
+                raise
+            execution, results[step.name] = done.execution, done.result_text
+            if done.outcome.status != TaskStatus.COMPLETED:
+                outcome = Outcome(
+                    done.outcome.status, error=f"step {step.name!r}: {done.outcome.error}"
+                )
                 break
         assert execution is not None
-        verdict = None
-        if outcome_status == TaskStatus.COMPLETED:
-            verdict = await self.verify(execution, options)
-        outcome = SessionOutcome(
-            outcome_status,
-            error,
-            partial=outcome_status != TaskStatus.COMPLETED,
-            verifier=verdict,
-            extra_metrics={"chain": chain.model_dump(mode="json")},
-        )
-        return await self.finalize(execution, outcome)
+        outcome.partial = outcome.status != TaskStatus.COMPLETED
+        if outcome.status == TaskStatus.COMPLETED:
+            outcome.verifier = await self.verify(execution, options)
+            outcome.success = outcome.verifier.passed if outcome.verifier else True
+        outcome.metrics = {"chain": chain.model_dump(mode="json")}
+        example = await self.finalize(execution, outcome)
+        return SessionResult(execution, outcome, example, done.result_text if done else "")
 
-    async def _run_step(
-        self,
-        task: TaskDefinition | Task,
-        prompt: str,
-        options: ClaudeAgentOptions,
-        execution: Execution | None,
-        step: str,
-        source: str | None,
-    ) -> None:
-        async with self.collect_from_query(
-            task=task,
-            prompt=prompt,
-            options=options,
-            execution=execution,
-            step=step,
-            finalize=False,
-            source=source,
-        ) as messages:
-            async for _ in messages:
-                pass
+
+def _interrupted(step: ChainStep, exc: BaseException, session: dict[str, Any]) -> Outcome:
+    control: SessionControl | None = session.get("control")
+    if control is not None and control.stopping is not None:
+        return control.stopping
+    status = TaskStatus.CANCELLED if isinstance(exc, asyncio.CancelledError) else TaskStatus.FAILED
+    return Outcome(status, error=f"step {step.name!r}: {describe(exc)}", partial=True)

@@ -7,103 +7,65 @@
             pass  # stored as they arrive
     collector.last_example  # the scored TrainingExample
 
+    result = await collector.run(task, "...", options=options)   # the same, as a SessionResult
+
 Success comes from the `ResultMessage` and from the task's verifier command, never from "the
 loop ended". A crash, kill, timeout or cancellation still leaves an execution with every
-message that arrived, marked partial, with the error text.
+message that arrived, marked partial, with the error text. The execution is opened and
+finished through `collection.lifecycle`, like every other execution.
 """
 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from claude_agent_sdk import ClaudeAgentOptions, ResultError, query
 from django import db
-from django.utils import timezone
 
+from collection.lifecycle import Outcome, finish, open_execution, set_step_metrics
 from collection.models import Execution, Source, Task, TaskStatus, TrainingExample
 from collection.schema import TaskDefinition
-from collection.scoring import Scorer, apply_score
-from collection.sessions.trajectory import (
-    TrajectoryRecorder,
-    finish,
-    set_step_metrics,
-    to_payload,
-    tool_metrics,
-)
-
-VERIFIER_TIMEOUT_S = 300
-
-
-class CollectionError(Exception):
-    """A session could not be collected. `retryable` says whether trying again can help."""
-
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.retryable = retryable
+from collection.scoring import Scorer
+from collection.sessions.trajectory import TrajectoryRecorder, to_payload
+from collection.storage import TrainingStorage, seed_storage
+from collection.verification import VerifierResult, run_verifier
 
 
 @dataclass
-class VerifierResult:
-    command: str
-    exit_code: int
-    output: str
+class SessionResult:
+    """What collecting a session (or a chain) gave: the execution, how it ended, its example
+    (None for a chain step, which leaves the execution open) and the agent's final answer."""
 
-    @property
-    def passed(self) -> bool:
-        return self.exit_code == 0
-
-
-def run_verifier(command: str, cwd: str | None) -> VerifierResult:
-    """Decide success from the workspace itself: the command's exit status."""
-    try:
-        done = subprocess.run(
-            command,
-            shell=True,
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=VERIFIER_TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired as exc:
-        return VerifierResult(command, 124, f"verifier timed out after {exc.timeout}s")
-    return VerifierResult(command, done.returncode, (done.stdout + done.stderr)[-4000:])
-
-
-def detect_source(options: ClaudeAgentOptions | None) -> str:
-    env = options.env if options else {}
-    return (
-        Source.SCRIPTED
-        if env.get("ANTHROPIC_API_KEY", "").startswith("scripted")
-        else Source.CLAUDE
-    )
+    execution: Execution
+    outcome: Outcome
+    example: TrainingExample | None = None
+    result_text: str = ""
 
 
 @dataclass
-class SessionOutcome:
-    status: str = TaskStatus.IN_PROGRESS
-    error: str = ""
-    partial: bool = False
-    verifier: VerifierResult | None = None
-    extra_metrics: dict[str, Any] = field(default_factory=dict)
+class SessionControl:
+    """How a job runner stops a session with a reason: it sets `stopping` and cancels the
+    session's task; the execution is closed once, with that reason."""
+
+    stopping: Outcome | None = None
 
 
 class TrainingDataCollector:
     """Collects SDK sessions into executions and scored training examples."""
 
-    def __init__(self, storage: Any = None, quality_scorer: Scorer | str | None = None) -> None:
-        self.storage = storage
+    def __init__(
+        self, storage: TrainingStorage | None = None, quality_scorer: Scorer | str | None = None
+    ) -> None:
+        self.storage = seed_storage(storage)
         self.quality_scorer = quality_scorer
-        self.last_execution: Execution | None = None
+        # The seed's way to reach what `collect_from_query` made: the last finished example.
         self.last_example: TrainingExample | None = None
-        self.last_outcome = SessionOutcome()
-        self.last_result_text = ""
 
     @asynccontextmanager
     async def collect_from_query(
@@ -112,32 +74,56 @@ class TrainingDataCollector:
         prompt: str,
         query_func: Callable[..., AsyncIterator[Any]] = query,
         options: ClaudeAgentOptions | None = None,
-        *,
-        execution: Execution | None = None,
-        verifier: str | None = None,
-        source: str | None = None,
-        on_message: Callable[[Any], None] | None = None,
-        step: str = "",
-        finalize: bool = True,
+        **kwargs: Any,
     ) -> AsyncIterator[AsyncIterator[Any]]:
         """Run `query_func(prompt=, options=)`, yielding its messages while storing them.
 
-        With `finalize=False` (a chain step) the execution stays open: the step's outcome is
-        left in `last_outcome` and the caller finishes the execution with `finalize()`.
+        Keywords: `execution` (continue this one), `verifier` (command; else the task's),
+        `source` (default claude), `on_message`, `control` (a `SessionControl`), and for a
+        chain step `step` with `finalize=False` (the execution stays open).
         """
-        run = _SessionRun(self, options, verifier, on_message, step=step, finalize=finalize)
-        await run.start(task, execution, source or detect_source(options), prompt)
+        async with self._session(task, prompt, query_func, options, **kwargs) as (_, stream):
+            yield stream
+
+    async def run(self, task: TaskDefinition | Task, prompt: str, **kwargs: Any) -> SessionResult:
+        """Collect a whole session."""
+        query_func = kwargs.pop("query_func", query)
+        options = kwargs.pop("options", None)
+        async with self._session(task, prompt, query_func, options, **kwargs) as (run, stream):
+            async for _ in stream:
+                pass
+        assert run.result is not None
+        return run.result
+
+    @asynccontextmanager
+    async def _session(
+        self,
+        task: TaskDefinition | Task,
+        prompt: str,
+        query_func: Callable[..., AsyncIterator[Any]],
+        options: ClaudeAgentOptions | None,
+        *,
+        execution: Execution | None = None,
+        verifier: str | None = None,
+        source: str = Source.CLAUDE,
+        on_message: Callable[[Any], None] | None = None,
+        control: SessionControl | None = None,
+        step: str = "",
+        finalize: bool = True,
+    ) -> AsyncIterator[tuple[_SessionRun, AsyncIterator[Any]]]:
+        run = _SessionRun(self, options, verifier, on_message, control, step, finalize)
+        await run.start(task, execution, source, prompt)
         stream = run.stream(query_func(prompt=prompt, options=options))
         try:
-            yield stream
+            yield run, stream
         finally:
             await stream.aclose()
             await run.close()
 
-    async def finalize(self, execution: Execution, outcome: SessionOutcome) -> TrainingExample:
+    async def finalize(self, execution: Execution, outcome: Outcome) -> TrainingExample:
         """Close an execution with an outcome, score it and make its training example."""
         self.last_example = await asyncio.to_thread(
-            _in_fresh_connection, _close_execution, execution, outcome, self.quality_scorer
+            in_fresh_connection, _finish_fresh, execution, outcome, self.quality_scorer
         )
         return self.last_example
 
@@ -146,19 +132,11 @@ class TrainingDataCollector:
     ) -> VerifierResult | None:
         """Run the verifier (`command`, else the task's) in the session's working directory."""
         if command is None:
-            command = await asyncio.to_thread(_in_fresh_connection, _task_verifier, execution.pk)
+            command = await asyncio.to_thread(in_fresh_connection, _task_verifier, execution.pk)
         if not command:
             return None
         cwd = str(options.cwd) if options and options.cwd else None
         return await asyncio.to_thread(run_verifier, command, cwd)
-
-    async def run(self, task: TaskDefinition | Task, prompt: str, **kwargs: Any) -> Execution:
-        """Collect a whole session; returns the finished execution."""
-        async with self.collect_from_query(task=task, prompt=prompt, **kwargs) as messages:
-            async for _ in messages:
-                pass
-        assert self.last_execution is not None
-        return self.last_execution
 
 
 class _SessionRun:
@@ -170,20 +148,22 @@ class _SessionRun:
         options: ClaudeAgentOptions | None,
         verifier: str | None,
         on_message: Callable[[Any], None] | None,
-        *,
-        step: str = "",
-        finalize: bool = True,
+        control: SessionControl | None,
+        step: str,
+        finalize: bool,
     ) -> None:
         self.collector = collector
-        self.step = step
-        self.finalize = finalize
         self.options = options
         self.verifier = verifier
         self.on_message = on_message
+        self.control = control or SessionControl()
+        self.step = step
+        self.finalize = finalize
         # Django connections are per thread: one thread per session keeps its writes ordered.
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="collector-db")
-        self.outcome = SessionOutcome()
+        self.outcome = Outcome(TaskStatus.IN_PROGRESS)
         self.recorder: TrajectoryRecorder | None = None
+        self.result: SessionResult | None = None
         self.prompt = ""
         self._writes: list[asyncio.Future[Any]] = []
 
@@ -195,9 +175,10 @@ class _SessionRun:
         self, task: TaskDefinition | Task, execution: Execution | None, source: str, prompt: str
     ) -> None:
         self.prompt = prompt
-        execution = await self._call(_open_execution, task, execution, source, prompt)
+        execution = await self._call(
+            open_execution, task, source=source, execution=execution, prompt=prompt
+        )
         self.recorder = await self._call(TrajectoryRecorder, execution, step=self.step)
-        self.collector.last_execution = execution
 
     async def stream(self, messages: AsyncIterator[Any]) -> AsyncIterator[Any]:
         assert self.recorder is not None
@@ -218,13 +199,16 @@ class _SessionRun:
                 raise
         except GeneratorExit:
             # The consumer stopped reading before the session ended.
-            self.outcome = SessionOutcome(TaskStatus.CANCELLED, "stopped before the end", True)
+            self.outcome = Outcome(
+                TaskStatus.CANCELLED, error="stopped before the end", partial=True
+            )
             raise
         except asyncio.CancelledError:
-            self.outcome = SessionOutcome(TaskStatus.CANCELLED, "cancelled", True)
+            stopped = Outcome(TaskStatus.CANCELLED, error="cancelled", partial=True)
+            self.outcome = self.control.stopping or stopped
             raise
         except Exception as exc:
-            self.outcome = SessionOutcome(TaskStatus.FAILED, _describe(exc), True)
+            self.outcome = Outcome(TaskStatus.FAILED, error=describe(exc), partial=True)
             raise
         finally:
             # Stops the CLI when we leave early; a no-op after a normal end.
@@ -238,50 +222,40 @@ class _SessionRun:
 
     async def _judge(self) -> None:
         """After the stream ended: status and success from the result and the verifier."""
-        result = self.recorder.result if self.recorder else None
-        if result is None:
-            self.outcome = SessionOutcome(TaskStatus.FAILED, "session ended without a result", True)
-            return
-        if result.get("is_error") or result.get("subtype") != "success":
-            self.outcome = SessionOutcome(TaskStatus.FAILED, _result_error(result))
-            return
         assert self.recorder is not None
-        verdict = await self.collector.verify(self.recorder.execution, self.options, self.verifier)
-        self.outcome = SessionOutcome(TaskStatus.COMPLETED, verifier=verdict)
+        result = self.recorder.result
+        if result is None:
+            self.outcome = Outcome(
+                TaskStatus.FAILED, error="session ended without a result", partial=True
+            )
+            return
+        outcome = Outcome.from_result(result)
+        if outcome.status == TaskStatus.COMPLETED:
+            execution = self.recorder.execution
+            outcome.verifier = await self.collector.verify(execution, self.options, self.verifier)
+            outcome.success = outcome.verifier.passed if outcome.verifier else True
+        self.outcome = outcome
 
     async def close(self) -> None:
-        collector = self.collector
         try:
             if self.recorder is None:
                 return
-            collector.last_outcome = self.outcome
-            collector.last_result_text = str((self.recorder.result or {}).get("result") or "")
             execution = self.recorder.execution
+            text = str((self.recorder.result or {}).get("result") or "")
+            example = None
             if self.finalize:
-                close = self._call(
-                    _close_execution, execution, self.outcome, collector.quality_scorer
-                )
-                collector.last_example = await asyncio.shield(close)
+                scorer = self.collector.quality_scorer
+                close = self._call(_finish_fresh, execution, self.outcome, scorer)
+                example = await asyncio.shield(close)
             else:
                 close = self._call(_close_step, execution, self.step, self.outcome, self.prompt)
                 await asyncio.shield(close)
+            self.result = SessionResult(execution, self.outcome, example, text)
+            if self.finalize:
+                self.collector.last_example = example
         finally:
             await self._call(_close_connection)
             self._db.shutdown(wait=False)
-
-
-def _open_execution(
-    task: TaskDefinition | Task, execution: Execution | None, source: str, prompt: str
-) -> Execution:
-    if execution is None:
-        stored = task if isinstance(task, Task) else task.get_or_create_task()
-        execution = Execution(task=stored, source=source)
-    execution.status = TaskStatus.IN_PROGRESS
-    execution.started_at = execution.started_at or timezone.now()
-    execution.is_partial = True  # until the session ends properly
-    execution.metadata = execution.metadata | {"prompt": prompt}
-    execution.save()
-    return execution
 
 
 def _task_verifier(execution_id: int) -> str:
@@ -293,52 +267,27 @@ def _close_connection() -> None:
     db.connection.close()  # this thread's connection: evaluated here, not by the caller
 
 
-def _in_fresh_connection(fn: Callable[..., Any], *args: Any) -> Any:
+def in_fresh_connection(fn: Callable[..., Any], *args: Any) -> Any:
     try:
         return fn(*args)
     finally:
         db.connection.close()
 
 
-def _close_step(execution: Execution, step: str, outcome: SessionOutcome, prompt: str) -> None:
+def _close_step(execution: Execution, step: str, outcome: Outcome, prompt: str) -> None:
     execution.refresh_from_db()
     set_step_metrics(execution, step, status=outcome.status, error=outcome.error, prompt=prompt)
     execution.save(update_fields=["performance_metrics"])
 
 
-def _close_execution(
-    execution: Execution, outcome: SessionOutcome, scorer: Scorer | str | None
+def _finish_fresh(
+    execution: Execution, outcome: Outcome, scorer: Scorer | str | None
 ) -> TrainingExample:
-    execution.refresh_from_db()
-    if outcome.verifier is not None:
-        execution.performance_metrics = execution.performance_metrics | {
-            "verifier": {
-                "command": outcome.verifier.command,
-                "exit_code": outcome.verifier.exit_code,
-                "output": outcome.verifier.output,
-            }
-        }
-    if outcome.status == TaskStatus.COMPLETED:
-        execution.success = outcome.verifier.passed if outcome.verifier else True
-    execution.performance_metrics |= tool_metrics(execution) | outcome.extra_metrics
-    finish(execution, outcome.status, error=outcome.error, partial=outcome.partial)
-    example, _ = TrainingExample.objects.get_or_create(execution=execution)
-    return apply_score(example, scorer)
+    execution.refresh_from_db()  # the recorder's thread wrote it last
+    return finish(execution, outcome, scorer)
 
 
-def _result_error(result: dict[str, Any]) -> str:
-    parts = [result.get("subtype") or "error"]
-    if result.get("terminal_reason"):
-        parts.append(f"terminal_reason={result['terminal_reason']}")
-    if result.get("api_error_status"):
-        parts.append(f"api_error_status={result['api_error_status']}")
-    parts += [str(e) for e in result.get("errors") or []]
-    if result.get("result"):
-        parts.append(str(result["result"])[:1000])
-    return "; ".join(parts)
-
-
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}"
     stderr = getattr(exc, "stderr", None)
     return f"{text}\n{stderr}"[:4000] if stderr else text[:4000]

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
+from collection.lifecycle import Outcome, finish, open_execution
 from collection.models import (
     AgentAction,
     AgentRole,
@@ -23,12 +23,15 @@ from collection.models import (
     TrainingExample,
 )
 from collection.schema import TaskDefinition
-from collection.scoring import apply_score
+from collection.scoring import Scorer
 from collection.sessions.collector import TrainingDataCollector
+from collection.storage import TrainingStorage
 
 
 class MultiAgentCollector(TrainingDataCollector):
-    def __init__(self, storage: Any = None, quality_scorer: Any = None) -> None:
+    def __init__(
+        self, storage: TrainingStorage | None = None, quality_scorer: Scorer | str | None = None
+    ) -> None:
         super().__init__(storage, quality_scorer)
         self.pending: list[dict[str, Any]] = []
 
@@ -69,26 +72,18 @@ class MultiAgentCollector(TrainingDataCollector):
     ) -> TrainingExample:
         """Store the tracked actions as one execution and a scored example."""
         with transaction.atomic():
-            stored = task if isinstance(task, Task) else task.get_or_create_task()
-            now = timezone.now()
-            execution = Execution.objects.create(
-                task=stored,
-                session_id=coordinator_session_id,
+            execution = open_execution(
+                task,
                 source=Source.IMPORTED,
-                status=TaskStatus.COMPLETED,
-                success=success,
-                outcome=outcome,
-                cost_usd=cost_usd,
-                started_at=now,
-                completed_at=now,
-                num_turns=len(self.pending),
+                session_id=coordinator_session_id,
                 metadata={"multi_agent": True},
             )
             self._store_actions(execution)
-            example = TrainingExample.objects.create(execution=execution)
+            execution.cost_usd, execution.num_turns = cost_usd, len(self.pending)
             self.pending = []
-            self.last_execution, self.last_example = execution, example
-        return apply_score(example, self.quality_scorer)
+            ended = Outcome(TaskStatus.COMPLETED, success=success, text=outcome)
+            self.last_example = finish(execution, ended, self.quality_scorer)
+        return self.last_example
 
     def _store_actions(self, execution: Execution) -> None:
         # A parent is the latest action of the named agent, usually the coordinator.

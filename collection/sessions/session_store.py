@@ -35,8 +35,9 @@ from django.db import connections, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from collection.lifecycle import open_execution
+from collection.models import Execution, Source, Task
 from collection.sessions.task_inference import first_prompt, task_for
-from collection.models import Execution, Source, Task, TaskStatus
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -165,15 +166,14 @@ def _create_execution(key: SessionKey, entries: list[SessionStoreEntry]) -> Exec
     parent = _keyed(_main_key(key)).first() if subpath else None
     if parent is not None:
         mirror["parent_execution_id"] = parent.pk
-    execution = Execution.objects.create(
+    # A mirror never learns that its session ended: it stays open (in progress).
+    execution = open_execution(
         # A sub-agent's prompt is no name for the session's task: without a parent yet, it gets
         # the placeholder until the parent arrives (see _adopt_subagents).
-        task=parent.task if parent else _task_for(key["session_id"], [] if subpath else entries),
+        parent.task if parent else _task_for(key["session_id"], [] if subpath else entries),
+        source=Source.IMPORTED,
         session_id=key["session_id"],
         agent_id=subpath.rsplit("/", 1)[-1].removeprefix("agent-")[:100],
-        source=Source.IMPORTED,
-        # A mirror never learns that its session ended: it stays in progress.
-        status=TaskStatus.IN_PROGRESS,
         started_at=timezone.now(),
         metadata={"mirror": mirror},
     )

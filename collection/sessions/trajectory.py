@@ -9,7 +9,6 @@ agent actions, metrics) up to date as each one arrives.
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
 from typing import Any
 
 from claude_agent_sdk import (
@@ -23,9 +22,9 @@ from claude_agent_sdk import (
     UserMessage,
 )
 from django.db import transaction
-from django.utils import timezone
 
-from collection.models import AgentAction, AgentRole, Execution, Message, TaskStatus, ToolCall
+from collection.lifecycle import record_result
+from collection.models import AgentAction, AgentRole, Execution, Message, ToolCall
 
 # Tools that start a sub-agent (the name changed across CLI versions).
 SUBAGENT_TOOLS = {"Task", "Agent"}
@@ -200,7 +199,7 @@ class TrajectoryRecorder:
 
     def _on_result(self, payload: dict[str, Any], message: Message) -> None:
         self.result = payload
-        apply_result(self.execution, payload, step=self.step)
+        record_result(self.execution, payload, step=self.step)
 
     # --- agents ----------------------------------------------------------------------------
 
@@ -223,77 +222,3 @@ class TrajectoryRecorder:
         AgentAction.objects.filter(execution=self.execution, agent_id=action.agent_id).update(
             role=AgentRole.COORDINATOR
         )
-
-
-def apply_result(execution: Execution, result: dict[str, Any], *, step: str = "") -> None:
-    """Add a ResultMessage's metrics to the execution (status/success are decided later).
-
-    Adds rather than sets, so that a chain's steps sum up; a step's own figures are also kept
-    in `performance_metrics["steps"]`.
-    """
-    usage = result.get("usage") or {}
-    ex = execution
-    ex.num_turns += result.get("num_turns") or 0
-    ex.duration_ms = (ex.duration_ms or 0) + (result.get("duration_ms") or 0)
-    ex.api_duration_ms = (ex.api_duration_ms or 0) + (result.get("duration_api_ms") or 0)
-    ex.cost_usd += result.get("total_cost_usd") or 0.0
-    ex.input_tokens += usage.get("input_tokens") or 0
-    ex.output_tokens += usage.get("output_tokens") or 0
-    ex.cache_creation_input_tokens += usage.get("cache_creation_input_tokens") or 0
-    ex.cache_read_input_tokens += usage.get("cache_read_input_tokens") or 0
-    ex.usage = usage | {"model_usage": result.get("model_usage")} if not step else ex.usage
-    ex.outcome = result.get("result") or ""
-    ex.session_id = ex.session_id or result.get("session_id") or ""
-    if step:
-        set_step_metrics(
-            ex,
-            step,
-            session_id=result.get("session_id"),
-            subtype=result.get("subtype"),
-            is_error=result.get("is_error"),
-            num_turns=result.get("num_turns"),
-            duration_ms=result.get("duration_ms"),
-            cost_usd=result.get("total_cost_usd"),
-            usage=usage,
-        )
-    ex.save()
-
-
-def tool_metrics(execution: Execution) -> dict[str, Any]:
-    """How an execution used its tools, for `performance_metrics`."""
-    calls = list(execution.tool_calls.values_list("name", "is_error"))
-    errors = sum(1 for _, is_error in calls if is_error)
-    return {
-        "tool_calls": len(calls),
-        "tool_errors": errors,
-        "tool_error_rate": round(errors / len(calls), 4) if calls else 0.0,
-        "tools_used": sorted({name for name, _ in calls}),
-    }
-
-
-def set_step_metrics(execution: Execution, step: str, **fields: Any) -> None:
-    """Merge `fields` into a chain step's entry of `performance_metrics["steps"]`.
-
-    A list of {"name": ...} dicts in run order: PostgreSQL's JSONB doesn't keep key order.
-    """
-    steps = list(execution.performance_metrics.get("steps", []))
-    entry = next((s for s in steps if s["name"] == step), None)
-    if entry is None:
-        entry = {"name": step}
-        steps.append(entry)
-    entry.update(fields)
-    execution.performance_metrics = execution.performance_metrics | {"steps": steps}
-
-
-def finish(execution: Execution, status: str, *, error: str = "", partial: bool = False) -> None:
-    """Close an execution: status, end time, duration (from the clock when the CLI gave none)."""
-    now = timezone.now()
-    execution.status = status
-    execution.error = error
-    execution.is_partial = partial
-    execution.completed_at = now
-    if execution.duration_ms is None and execution.started_at:
-        execution.duration_ms = int((now - execution.started_at) / timedelta(milliseconds=1))
-    if status != TaskStatus.COMPLETED:
-        execution.success = False
-    execution.save()

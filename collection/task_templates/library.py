@@ -34,11 +34,11 @@ from typing import Any, Literal
 from django.conf import settings
 from pydantic import ValidationError
 
-from collection.jobs.spec import JobSpec, SubagentSpec
 from collection.models import Difficulty
 from collection.schema import TaskDefinition
 from collection.sessions.chains import ChainStep, ConversationChain
 from collection.sessions.collector import VerifierResult, run_verifier
+from collection.sessions.spec import JobSpec, SubagentSpec
 
 from .manifest import (
     DEFAULT_VARIATION,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from collection.jobs.batches import InProcessWorkers
 from collection.models import GenerationBatch
 from tests.e2e.conftest import log_in
+from trainingdash.broker import InProcessWorkers
 
 
 def test_an_admin_generates_a_batch_and_sees_it_finish(page, live_server, admin_user):

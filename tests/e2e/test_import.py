@@ -6,8 +6,8 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from collection.jobs.batches import InProcessWorkers
 from tests.e2e.conftest import log_in
+from trainingdash.broker import InProcessWorkers
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "transcripts" / "spotter__tool_heavy.jsonl"
 

@@ -9,9 +9,9 @@ from django.core.management.base import BaseCommand, CommandError
 from pydantic import ValidationError
 
 from collection.jobs.runner import run_job
-from collection.jobs.spec import JobSpec
 from collection.models import CollectionJob, JobKind, Task
 from collection.schema import TaskDefinition
+from collection.sessions.spec import JobSpec
 
 
 class Command(BaseCommand):

@@ -10,13 +10,13 @@ from tqdm import tqdm
 
 from collection.jobs.batches import (
     GenerationParams,
-    InProcessWorkers,
     cancel_batch,
     resume_batch,
     start_batch,
     wait_for_batch,
 )
 from collection.models import GenerationBatch
+from trainingdash.broker import InProcessWorkers
 
 
 class Command(BaseCommand):

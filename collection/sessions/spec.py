@@ -1,6 +1,8 @@
-"""What a collection job runs: stored as JSON on the job, validated at the edges.
+"""What a session (or chain, or multi-agent session) is asked to run: the spec a collection
+job stores as JSON, validated at the edges.
 
-A module of its own: the template library builds specs without importing the job runner.
+Here, below both, so that the template library builds specs and the job runner runs them
+without either importing the other.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from collection.models import Source
 from collection.sessions.chains import ConversationChain
 
 
@@ -38,3 +41,8 @@ class JobSpec(BaseModel):
     verifier: str | None = None
     chain: ConversationChain | None = None
     agents: dict[str, SubagentSpec] | None = None
+
+    @property
+    def source(self) -> str:
+        """Where the session's data comes from, decided here once: the backend chosen."""
+        return Source.SCRIPTED if self.backend == "scripted" else Source.CLAUDE

@@ -1,0 +1,123 @@
+"""Collectors, one per job kind: how a job's spec becomes session(s) in its execution.
+
+    COLLECTORS[job.kind].collect(run)   # -> SessionResult
+
+A plug-in family like the importers: a small base class with one method, one registry. A
+collector that can't run raises `trainingdash.broker.JobError` (whose `retryable` the broker
+reads); a session that ran and failed is data, returned in the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from claude_agent_sdk import ClaudeAgentOptions
+
+from collection.models import Execution, JobKind, Task
+from collection.sessions.chains import ChainStep, ConversationChainCollector, default_step_options
+from collection.sessions.collector import SessionControl, SessionResult, TrainingDataCollector
+from collection.sessions.spec import JobSpec
+from trainingdash.broker import JobError
+
+
+@dataclass
+class JobRun:
+    """What a collector gets from the runner: the job's task, spec and sandboxed options, its
+    execution, and the runner's stop control."""
+
+    task: Task
+    spec: JobSpec
+    options: ClaudeAgentOptions
+    execution: Execution
+    control: SessionControl
+    on_message: Callable[[Any], None] | None = None
+
+    def session_keywords(self) -> dict[str, Any]:
+        return {
+            "execution": self.execution,
+            "source": self.spec.source,
+            "control": self.control,
+            "on_message": self.on_message,
+        }
+
+
+class Collector:
+    """Runs one job kind's session(s) into the job's execution and closes it."""
+
+    kind: ClassVar[str]
+
+    async def collect(self, run: JobRun) -> SessionResult:
+        raise NotImplementedError
+
+
+class SessionCollector(Collector):
+    """One SDK session; sub-agents (a multi-agent job's `agents`) are in its options."""
+
+    kind = JobKind.SESSION
+
+    async def collect(self, run: JobRun) -> SessionResult:
+        return await TrainingDataCollector().run(
+            run.task,
+            run.spec.prompt,
+            options=run.options,
+            verifier=run.spec.verifier,
+            **run.session_keywords(),
+        )
+
+
+class MultiAgentSessionCollector(SessionCollector):
+    kind = JobKind.MULTI_AGENT
+
+
+class ChainCollector(Collector):
+    """A conversation chain: its steps as sessions, in dependency order, in one execution."""
+
+    kind = JobKind.CHAIN
+
+    async def collect(self, run: JobRun) -> SessionResult:
+        if run.spec.chain is None:
+            raise JobError("a chain job's spec has no chain")
+        keywords = run.session_keywords()
+        return await ConversationChainCollector().run_chain(
+            run.spec.chain,
+            run.task,
+            run.spec.prompt,
+            run.options,
+            execution=keywords.pop("execution"),
+            step_options=lambda step, options: _step_options(run.spec, step, options),
+            **keywords,
+        )
+
+
+def _step_options(
+    spec: JobSpec, step: ChainStep, options: ClaudeAgentOptions
+) -> ClaudeAgentOptions:
+    """A chain step's options; on the scripted model, the step's own script."""
+    options = default_step_options(step, options)
+    if spec.backend == "scripted" and "script" in step.extra:
+        from collection.scripted_model.runtime import scripted_env
+
+        env = scripted_env(
+            spec.policy,
+            spec.seed,
+            step.extra["script"],
+            cwd=options.cwd,
+            config_dir=options.env.get("CLAUDE_CONFIG_DIR"),
+        )
+        options = dataclasses.replace(options, env=env)
+    return options
+
+
+COLLECTORS: dict[str, Collector] = {
+    c.kind: c() for c in (SessionCollector, MultiAgentSessionCollector, ChainCollector)
+}
+
+
+def collector_for(kind: str) -> Collector:
+    try:
+        return COLLECTORS[kind]
+    except KeyError:
+        raise JobError(f"no collector for job kind {kind!r}") from None

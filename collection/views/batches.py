@@ -1,0 +1,67 @@
+"""Generation batches: start one, watch its progress, cancel or resume it (admins only)."""
+
+from __future__ import annotations
+
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseStopPolling
+from pydantic import ValidationError
+
+from collection.forms import GenerateForm
+from collection.jobs.batches import (
+    GenerationParams,
+    batch_stats,
+    cancel_batch,
+    refresh_status,
+    resume_batch,
+    start_batch,
+)
+from collection.models import GenerationBatch
+from collection.roles import GENERATE, require_perm
+from trainingdash.http import HtmxHttpRequest
+
+ACTIONS = {"cancel": cancel_batch, "resume": resume_batch}
+
+
+@require_http_methods(["GET", "POST"])
+@require_perm(GENERATE)
+def batch_list(request: HtmxHttpRequest) -> HttpResponse:
+    form = GenerateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            batch = start_batch(GenerationParams(**form.params()), user=request.user)
+        except (ValidationError, ValueError) as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("collection-batch-detail", pk=batch.pk)
+    batches = GenerationBatch.objects.select_related("created_by")[:50]
+    status = 400 if form.errors else 200
+    return render(
+        request, "collection/batch_list.html", {"form": form, "batches": batches}, status=status
+    )
+
+
+@require_GET
+@require_perm(GENERATE)
+def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    batch = refresh_status(get_object_or_404(GenerationBatch, pk=pk))
+    context = {
+        "batch": batch,
+        "stats": batch_stats(batch),
+        "jobs": batch.jobs.select_related("task", "execution__training_example"),
+    }
+    if not request.htmx:
+        return render(request, "collection/batch_detail.html", context)
+    response = render(request, "collection/batch_detail.html#progress", context)
+    return response if batch.is_active else HttpResponseStopPolling(response.content)
+
+
+@require_POST
+@require_perm(GENERATE)
+def batch_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
+    batch = get_object_or_404(GenerationBatch, pk=pk)
+    if action not in ACTIONS:
+        raise Http404(f"unknown batch action {action!r}")
+    ACTIONS[action](batch)
+    return redirect("collection-batch-detail", pk=batch.pk)

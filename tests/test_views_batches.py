@@ -1,0 +1,123 @@
+"""The generate pages: batch list and form, a batch's progress, cancel and resume."""
+
+from __future__ import annotations
+
+import pytest
+
+from collection.jobs.batches import GenerationParams, plan
+from collection.models import CollectionJob, GenerationBatch, JobStatus
+from collection.task_templates import TaskTemplateLibrary
+from tests.factories import make_task
+
+pytestmark = pytest.mark.django_db
+
+PARAMS = {"examples_per_category": 1, "categories": ["testing"], "seed": 0}
+
+
+@pytest.fixture
+def batch() -> GenerationBatch:
+    """A running batch with its one planned job, queued (a batch without jobs is finished)."""
+    batch = GenerationBatch.objects.create(name="nightly", params=PARAMS, status="running")
+    [planned] = plan(GenerationParams(**PARAMS), TaskTemplateLibrary.load())
+    CollectionJob.objects.create(task=make_task(), batch=batch, plan_key=planned.plan_key)
+    return batch
+
+
+def test_an_admin_sees_the_batches_and_the_form(client, admin_user, batch):
+    client.force_login(admin_user)
+    page = client.get("/batches/")
+    assert page.status_code == 200
+    assert f'<a href="/batches/{batch.pk}/">nightly</a>'.encode() in page.content
+    assert b'id="generate-form"' in page.content
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("get", "/batches/"),
+        ("post", "/batches/"),
+        ("get", "/batches/{pk}/"),
+        ("post", "/batches/{pk}/cancel/"),
+        ("post", "/batches/{pk}/resume/"),
+    ],
+)
+@pytest.mark.parametrize("role", ["viewer", "reviewer"])
+def test_only_admins_reach_the_batch_pages(client, request, batch, role, method, url):
+    client.force_login(request.getfixturevalue(role))
+    response = getattr(client, method)(url.format(pk=batch.pk))
+    assert response.status_code == 403
+    assert batch.jobs.get().status == JobStatus.QUEUED
+
+
+def test_a_batch_form_with_an_unknown_backend_is_a_400(client, admin_user):
+    client.force_login(admin_user)
+    response = client.post(
+        "/batches/",
+        {"examples_per_category": 1, "seed": 0, "concurrency": 1, "backend": "gpt"},
+    )
+    assert response.status_code == 400
+    assert b"Select a valid choice" in response.content
+    assert not GenerationBatch.objects.exists()
+
+
+def test_a_running_batch_page_polls_and_offers_cancel(client, admin_user, batch):
+    client.force_login(admin_user)
+    page = client.get(f"/batches/{batch.pk}/")
+    assert page.status_code == 200 and b"<html" in page.content
+    assert b'hx-trigger="every 2s"' in page.content
+    assert f'formaction="/batches/{batch.pk}/cancel/"'.encode() in page.content
+
+
+def test_an_htmx_poll_gets_the_progress_fragment(client, admin_user, batch):
+    client.force_login(admin_user)
+    polled = client.get(f"/batches/{batch.pk}/", headers={"HX-Request": "true"})
+    assert polled.status_code == 200
+    assert polled.content.decode().lstrip().startswith('<section id="batch-progress"')
+    assert b'<span class="value" id="batch-finished">0 / 1</span>' in polled.content
+    assert b"<html" not in polled.content
+
+
+def test_polling_stops_with_286_once_the_batch_is_finished(client, admin_user, batch):
+    batch.jobs.update(status=JobStatus.SUCCEEDED)
+    client.force_login(admin_user)
+    polled = client.get(f"/batches/{batch.pk}/", headers={"HX-Request": "true"})
+    assert polled.status_code == 286
+    assert b"every 2s" not in polled.content
+    assert f'formaction="/batches/{batch.pk}/resume/"'.encode() in polled.content
+
+
+def test_cancelling_a_batch_stops_its_jobs_and_goes_back_to_it(
+    client, admin_user, batch, django_capture_on_commit_callbacks
+):
+    client.force_login(admin_user)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(f"/batches/{batch.pk}/cancel/")
+    assert response.status_code == 302 and response["Location"] == f"/batches/{batch.pk}/"
+    assert batch.jobs.get().status == JobStatus.CANCELLED
+
+
+def test_resuming_a_cancelled_batch_queues_its_jobs_again(
+    client, admin_user, batch, django_capture_on_commit_callbacks
+):
+    batch.jobs.update(status=JobStatus.CANCELLED)
+    GenerationBatch.objects.filter(pk=batch.pk).update(
+        status=JobStatus.CANCELLED, cancel_requested=True
+    )
+    client.force_login(admin_user)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(f"/batches/{batch.pk}/resume/")
+    assert response.status_code == 302
+    assert batch.jobs.get().status == JobStatus.QUEUED
+    batch.refresh_from_db()
+    assert batch.is_active and not batch.cancel_requested
+
+
+def test_a_batch_action_is_only_ever_posted(client, admin_user, batch):
+    client.force_login(admin_user)
+    assert client.get(f"/batches/{batch.pk}/cancel/").status_code == 405
+    assert batch.jobs.get().status == JobStatus.QUEUED
+
+
+def test_a_missing_batch_is_a_404(client, admin_user):
+    client.force_login(admin_user)
+    assert client.get("/batches/999/").status_code == 404
