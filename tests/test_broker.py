@@ -77,6 +77,8 @@ def live_worker(transactional_db) -> Iterator[subprocess.Popen]:
 
 
 def wait_for(condition, timeout: float = 30.0) -> bool:
+    """Poll until `condition()` holds, at most `timeout` seconds. Only for waiting on a real
+    worker process (or CLI) writing to the database: nothing in this process can signal it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():

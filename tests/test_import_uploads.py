@@ -85,15 +85,15 @@ def test_a_zip_of_transcripts_imports_each_and_names_bad_lines(
     ids=["dotdot", "absolute", "suffix", "not-zip"],
 )
 def test_a_bad_upload_is_refused_and_nothing_is_stored(
-    client, reviewer, settings, name, content, message, django_capture_on_commit_callbacks
+    client, reviewer, settings, tmp_path, name, content, message, django_capture_on_commit_callbacks
 ):
+    settings.DATA_DIR = tmp_path / "data"
     client.force_login(reviewer)
     response = post(client, upload_of(name, content), django_capture_on_commit_callbacks)
     assert response.status_code == 400 and message in response.content
     assert not ImportUpload.objects.exists()
-    uploads = Path(settings.DATA_DIR) / "uploads"
-    assert not uploads.exists() or not any(p.is_file() for p in uploads.rglob("*"))
-    assert not (Path(settings.DATA_DIR).parent / "escape.jsonl").exists()
+    # Refused before anything is written: no upload folder, and nothing escaped beside it.
+    assert list(tmp_path.rglob("*")) == []
 
 
 def test_the_upload_size_limit_is_a_setting(

@@ -40,7 +40,7 @@ from collection.scripted_model import (
     parse_script,
     scripted_env,
 )
-from collection.scripted_model.request import encode_script
+from collection.scripted_model.request import ModelRequest, encode_script
 from collection.scripted_model.script import GIVE_UP_TEXTS, plan
 
 # Runs in the SQLite pass only: no database at all.
@@ -373,7 +373,15 @@ def test_bad_policy_is_a_client_error_and_unknown_paths_get_404(
         assert response.status == 200
 
 
-def test_slow_policy_gives_up_as_soon_as_its_server_stops() -> None:
+def test_slow_policy_gives_up_as_soon_as_its_server_stops(monkeypatch) -> None:
+    waiting = threading.Event()
+    wait = ModelRequest.wait
+
+    def wait_and_tell(request: ModelRequest, seconds: float) -> None:
+        waiting.set()
+        wait(request, seconds)
+
+    monkeypatch.setattr(ModelRequest, "wait", wait_and_tell)
     slow = ScriptedModelServer().start()
     body = {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]}
     outcome: list[object] = []
@@ -392,7 +400,7 @@ def test_slow_policy_gives_up_as_soon_as_its_server_stops() -> None:
 
     caller = threading.Thread(target=call)
     caller.start()
-    time.sleep(0.3)
+    assert waiting.wait(timeout=10), "the request never reached the slow policy"
     started = time.monotonic()
     slow.stop()
     caller.join(timeout=10)
