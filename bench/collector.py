@@ -16,6 +16,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import django_env  # noqa: E402 - sets up Django before the project imports
 
@@ -24,7 +25,7 @@ DATA = django_env.setup()
 from claude_agent_sdk import ClaudeAgentOptions, query  # noqa: E402
 
 from collection.jobs.runner import run_job  # noqa: E402
-from collection.models import CollectionJob  # noqa: E402
+from collection.models import CollectionJob, Difficulty  # noqa: E402
 from collection.schema import TaskDefinition  # noqa: E402
 from collection.scripted_model.runtime import scripted_env  # noqa: E402
 from collection.sessions.collector import TrainingDataCollector  # noqa: E402
@@ -32,7 +33,7 @@ from collection.sessions.spec import JobSpec  # noqa: E402
 
 TOOLS = ["Read", "Edit", "Bash"]
 PYTHON = shlex.quote(sys.executable)
-SCRIPT = [
+SCRIPT: list[dict[str, Any]] = [
     {"tool": "Read", "input": {"file_path": "calc.py"}},
     {
         "tool": "Edit",
@@ -44,7 +45,7 @@ SCRIPT = [
 TASK = TaskDefinition(
     name="Fix add()",
     category="debugging",
-    difficulty="easy",
+    difficulty=Difficulty.EASY,
     required_tools=TOOLS,
     metadata={"verifier": f"{PYTHON} test_calc.py"},
 )
@@ -108,7 +109,7 @@ def throughput(jobs: int) -> None:
         with ThreadPoolExecutor(threads) as pool:
             done = list(pool.map(run_job, ids))
         elapsed = time.perf_counter() - start
-        ok = sum(1 for j in done if j and j.execution.success)
+        ok = sum(1 for j in done if j and j.execution and j.execution.success)
         per_min = jobs / elapsed * 60
         base = base or per_min
         print(

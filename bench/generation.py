@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+from datetime import datetime
 
 import django_env  # noqa: E402 - sets up Django before the project imports
 
@@ -22,7 +23,7 @@ from collection.jobs.batches import (  # noqa: E402
     start_batch,
     wait_for_batch,
 )
-from collection.models import GenerationBatch  # noqa: E402
+from collection.models import CollectionJob, GenerationBatch  # noqa: E402
 from trainingdash.broker import InProcessWorkers  # noqa: E402
 
 
@@ -32,11 +33,18 @@ def run(threads: int, per_category: int, seed: int) -> tuple[float, float, int]:
     with InProcessWorkers(threads):
         stats = wait_for_batch(batch, poll_s=0.2)
     batch = GenerationBatch.objects.get(pk=batch.pk)
-    jobs = list(batch.jobs.select_related("execution"))
-    wall = (max(j.finished_at for j in jobs) - min(j.started_at for j in jobs)).total_seconds()
-    job_s = sum((j.finished_at - j.started_at).total_seconds() for j in jobs)
-    cli_s = sum((j.execution.duration_ms or 0) / 1000 for j in jobs)
+    jobs = [_timings(j) for j in batch.jobs.select_related("execution")]
+    wall = (max(end for _, end, _ in jobs) - min(start for start, _, _ in jobs)).total_seconds()
+    job_s = sum((end - start).total_seconds() for start, end, _ in jobs)
+    cli_s = sum(cli for _, _, cli in jobs)
     return len(jobs) / wall * 60, (job_s - cli_s) / job_s, stats["finished"]
+
+
+def _timings(job: CollectionJob) -> tuple[datetime, datetime, float]:
+    """When a job started and finished, and the seconds its CLI reported."""
+    if job.started_at is None or job.finished_at is None or job.execution is None:
+        raise RuntimeError(f"job {job.pk} never ran ({job.status}): the run can't be measured")
+    return job.started_at, job.finished_at, (job.execution.duration_ms or 0) / 1000
 
 
 if __name__ == "__main__":

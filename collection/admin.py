@@ -17,7 +17,7 @@ from collection.models import (
     TrainingExample,
 )
 from collection.review import set_golden
-from collection.roles import REVIEW
+from collection.roles import REVIEW, signed_in_user
 
 
 @admin.register(Task)
@@ -81,6 +81,7 @@ class AgentActionAdmin(admin.ModelAdmin):
 
 @admin.register(TrainingExample)
 class TrainingExampleAdmin(admin.ModelAdmin):
+    list_select_related = ["execution__task", "reviewer"]
     list_display = [
         "id",
         "task_name",
@@ -122,12 +123,12 @@ class TrainingExampleAdmin(admin.ModelAdmin):
     # A reviewer's ruling, like the example page's: rescoring keeps it.
     @admin.action(description="Mark as golden", permissions=["review"])
     def mark_golden(self, request: HttpRequest, queryset: QuerySet[TrainingExample]) -> None:
-        n = set_golden(queryset, request.user, golden=True)
+        n = set_golden(queryset, signed_in_user(request), golden=True)
         self.message_user(request, f"Marked {n} examples golden.", messages.SUCCESS)
 
     @admin.action(description="Unmark golden", permissions=["review"])
     def unmark_golden(self, request: HttpRequest, queryset: QuerySet[TrainingExample]) -> None:
-        n = set_golden(queryset, request.user, golden=False)
+        n = set_golden(queryset, signed_in_user(request), golden=False)
         self.message_user(request, f"Unmarked {n} examples.", messages.SUCCESS)
 
     def has_review_permission(self, request: HttpRequest) -> bool:

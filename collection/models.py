@@ -72,7 +72,9 @@ def _json_dict() -> dict:
     return {}
 
 
-slug_validator = RegexValidator(r"^[a-z][a-z0-9_]*$", "Use lowercase letters, digits and _.")
+# Kept as a string too: pydantic schemas validate against the same pattern.
+SLUG_PATTERN = r"^[a-z][a-z0-9_]*$"
+slug_validator = RegexValidator(SLUG_PATTERN, "Use lowercase letters, digits and _.")
 
 
 class Task(models.Model):
@@ -406,11 +408,14 @@ class BackgroundJob(models.Model):
         """Stop the job: a queued one is cancelled now, a running one by its worker at its next
         check (it sees `cancel_requested`). Decided on the row as it is now."""
         try:
-            self._move("cancel", only_from=(JobStatus.QUEUED,), cancel_requested=True, error="")
+            queued = (JobStatus.QUEUED,)
+            self._move(
+                "cancel", only_from=queued, cancel_requested=True, error="cancelled by a user"
+            )
             return
         except IllegalTransition:
             pass  # not queued (any more): ask a running job to stop
-        stopping = type(self).objects.filter(pk=self.pk, status=JobStatus.RUNNING)
+        stopping = type(self)._default_manager.filter(pk=self.pk, status=JobStatus.RUNNING)
         asked = stopping.update(cancel_requested=True)
         self.refresh_from_db()
         if not asked and not self.is_finished:
@@ -428,11 +433,12 @@ class BackgroundJob(models.Model):
             sources = tuple(s for s in sources if s in only_from)
         if target in FINISHED_STATUSES:
             fields.setdefault("finished_at", timezone.now())
-        rows = type(self).objects.filter(*conditions, pk=self.pk, status__in=sources)
+        rows = type(self)._default_manager.filter(*conditions, pk=self.pk, status__in=sources)
         if not rows.update(status=target, **fields):
             self.refresh_from_db()
             raise IllegalTransition(f"{self._label()}: cannot {name} when {self.status}")
-        self.refresh_from_db()
+        # Only what the UPDATE wrote: related objects already loaded (task) stay loaded.
+        self.refresh_from_db(fields=["status", *fields])
 
     def _label(self) -> str:
         return f"{self._meta.verbose_name} {self.pk}"
@@ -484,7 +490,7 @@ class CollectionJob(BackgroundJob):
     def __str__(self) -> str:
         return f"{self.kind} job {self.pk} [{self.status}]"
 
-    def acquire(self, owner: str = "", **fields: Any) -> None:  # type: ignore[override]
+    def acquire(self, owner: str = "", **fields: Any) -> None:
         """Take the job under a lease: queued, or running under a lease that lapsed (its worker
         died). Raises `IllegalTransition` when it is not ours to run."""
         now = timezone.now()

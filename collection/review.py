@@ -47,7 +47,9 @@ def set_golden(
     examples: QuerySet[TrainingExample] | Iterable[int], reviewer: AbstractBaseUser, golden: bool
 ) -> int:
     """Rule many examples golden (or not) in one UPDATE; returns how many were ruled on."""
-    ids = examples.values("pk") if isinstance(examples, QuerySet) else list(examples)
+    ids = (
+        examples.values_list("pk", flat=True) if isinstance(examples, QuerySet) else list(examples)
+    )
     rows = TrainingExample.objects.filter(pk__in=ids)
     return rows.update(**_ruling(reviewer, is_golden=golden))
 

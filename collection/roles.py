@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection
 from functools import wraps
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, Permission
+from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
@@ -38,7 +38,7 @@ View = Callable[..., HttpResponse]
 
 
 def _perms(codenames: list[str]) -> list[Permission]:
-    found = []
+    found: list[Permission] = []
     for dotted in codenames:
         app_label, codename = dotted.split(".", 1)
         found += Permission.objects.filter(content_type__app_label=app_label, codename=codename)
@@ -53,11 +53,11 @@ def sync_roles(**_: Any) -> None:
     everything = list(Permission.objects.filter(content_type__app_label__in=(*APPS, "auth")))
     wanted = {VIEWER: view, REVIEWER: view + _perms(list(REVIEW_PERMS)), ADMIN: everything}
     for name, perms in wanted.items():
-        group, _ = Group.objects.get_or_create(name=name)
+        group, _created = Group.objects.get_or_create(name=name)
         group.permissions.set(perms)
 
 
-def assign_role(user: AbstractBaseUser, role: str) -> None:
+def assign_role(user: User, role: str) -> None:
     """Put a user in exactly one role; admins also get the admin site (is_staff)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
@@ -66,7 +66,7 @@ def assign_role(user: AbstractBaseUser, role: str) -> None:
     user.save(update_fields=["is_staff"])
 
 
-def role_of(user: AbstractBaseUser | AnonymousUser) -> str | None:
+def role_of(user: User | AnonymousUser) -> str | None:
     """The highest role a user holds (superusers are admins), for display."""
     if not user.is_authenticated:
         return None
@@ -74,6 +74,13 @@ def role_of(user: AbstractBaseUser | AnonymousUser) -> str | None:
         return ADMIN
     names = set(user.groups.values_list("name", flat=True))
     return next((role for role in reversed(ROLES) if role in names), None)
+
+
+def signed_in_user(request: HttpRequest) -> User:
+    """The user making a request that only signed-in users reach (a guarded view, the admin)."""
+    if not request.user.is_authenticated:
+        raise PermissionDenied("sign in first")
+    return request.user
 
 
 def require_perm(perm: str, *, methods: Collection[str] | None = None) -> Callable[[View], View]:

@@ -13,12 +13,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from collection.models import (
+    SLUG_PATTERN,
     AgentRole,
     Difficulty,
     Execution,
     Task,
     TaskStatus,
-    slug_validator,
 )
 
 
@@ -27,7 +27,7 @@ class TaskDefinition(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
-    category: str = Field(pattern=slug_validator.regex.pattern)
+    category: str = Field(pattern=SLUG_PATTERN)
     difficulty: Difficulty = Difficulty.MEDIUM
     required_tools: list[str] = Field(default_factory=list)
     expected_outcomes: list[str] = Field(default_factory=list)

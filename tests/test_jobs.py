@@ -44,6 +44,9 @@ def test_a_job_runs_in_a_fresh_sandbox_and_leaves_the_workspace_alone(
     assert job.execution.training_example.is_golden
     assert "a - b" in (workspace / "calc.py").read_text()  # the template is never touched
     assert job.started_at < job.finished_at and job.lease_expires_at is None
+    # The final count, not the last lease renewal's.
+    messages = job.execution.messages.count()
+    assert job.progress == {"messages": messages, "tool_calls": 3, "last": "Bash"}
 
 
 def test_a_redelivered_job_does_not_run_twice(workspace, django_capture_on_commit_callbacks):
@@ -183,3 +186,14 @@ def test_a_running_job_stops_when_cancelled(
     assert job.status == JobStatus.CANCELLED
     assert job.execution.status == TaskStatus.CANCELLED and job.execution.is_partial
     assert job.execution.error == "cancelled by a user"
+
+
+def test_a_job_that_cannot_start_its_session_fails_with_the_reason(
+    tmp_path, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        job = create_job(make_task(), fix_spec(tmp_path / "no-such-workspace"))
+    job = run_job(job.pk)
+    assert job.status == JobStatus.FAILED and job.lease_expires_at is None
+    assert job.error.startswith("FileNotFoundError") and "no-such-workspace" in job.error
+    assert job.execution is None and Execution.objects.count() == 0

@@ -49,14 +49,44 @@ def test_only_admins_reach_the_batch_pages(client, request, batch, role, method,
     assert batch.jobs.get().status == JobStatus.QUEUED
 
 
-def test_a_batch_form_with_an_unknown_backend_is_a_400(client, admin_user):
+def test_an_admin_starts_a_batch_from_the_form(
+    client, admin_user, django_capture_on_commit_callbacks
+):
     client.force_login(admin_user)
-    response = client.post(
-        "/batches/",
-        {"examples_per_category": 1, "seed": 0, "concurrency": 1, "backend": "gpt"},
-    )
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(
+            "/batches/",
+            {
+                "examples_per_category": 1,
+                "categories": ["debugging"],
+                "difficulties": ["easy"],
+                "seed": 3,
+                "concurrency": 1,
+                "backend": "scripted",
+            },
+        )
+    batch = GenerationBatch.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/batches/{batch.pk}/"
+    assert batch.params["seed"] == 3 and batch.created_by == admin_user
+    assert batch.jobs.count() == 1
+    page = client.get(f"/batches/{batch.pk}/")
+    assert b"0 / 1" in page.content
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ({"backend": "gpt"}, b"Select a valid choice"),
+        ({"examples_per_category": 0}, b"greater than or equal to 1"),
+    ],
+    ids=["unknown-backend", "no-examples"],
+)
+def test_a_bad_batch_form_is_a_400_naming_the_problem(client, admin_user, field, message):
+    client.force_login(admin_user)
+    form = {"examples_per_category": 1, "seed": 0, "concurrency": 1, "backend": "scripted"}
+    response = client.post("/batches/", form | field)
     assert response.status_code == 400
-    assert b"Select a valid choice" in response.content
+    assert message in response.content
     assert not GenerationBatch.objects.exists()
 
 
@@ -121,3 +151,9 @@ def test_a_batch_action_is_only_ever_posted(client, admin_user, batch):
 def test_a_missing_batch_is_a_404(client, admin_user):
     client.force_login(admin_user)
     assert client.get("/batches/999/").status_code == 404
+
+
+def test_an_unknown_batch_action_is_a_404(client, admin_user, batch):
+    client.force_login(admin_user)
+    assert client.post(f"/batches/{batch.pk}/explode/").status_code == 404
+    assert batch.jobs.get().status == JobStatus.QUEUED

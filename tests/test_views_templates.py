@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
+import zipfile
 
 import pytest
+
+from collection.task_templates import TaskTemplateLibrary
 
 pytestmark = pytest.mark.django_db
 
@@ -38,3 +42,72 @@ def test_an_upload_without_a_file_is_a_400(client, admin_user):
     response = client.post("/templates/", {})
     assert response.status_code == 400
     assert b"This field is required" in response.content
+
+
+def test_everyone_sees_the_template_library(client, viewer):
+    client.force_login(viewer)
+    page = client.get("/templates/")
+    assert page.status_code == 200
+    some = TaskTemplateLibrary.load().templates(category="debugging")[0]
+    assert some.title.encode() in page.content
+    assert b"Add a template" not in page.content
+
+
+def zip_of(files: dict[str, str]) -> io.BytesIO:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, text in files.items():
+            zf.writestr(name, text)
+    buf.seek(0)
+    buf.name = "template.zip"
+    return buf
+
+
+def template_files(library: TaskTemplateLibrary, name: str) -> dict[str, str]:
+    """A built-in template's files, renamed to `name`, as an upload would carry them."""
+    source = library.templates(category="debugging")[0]
+    files = {}
+    for path in source.root.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            files[f"{name}/{path.relative_to(source.root)}"] = path.read_text()
+    manifest = json.loads(files[f"{name}/manifest.json"])
+    manifest["name"] = name
+    files[f"{name}/manifest.json"] = json.dumps(manifest)
+    return files
+
+
+def test_an_admin_uploads_a_template_and_it_joins_the_library(
+    client, admin_user, settings, tmp_path
+):
+    settings.TRAININGDASH_TEMPLATE_DIRS = [tmp_path / "user-templates"]
+    client.force_login(admin_user)
+    upload = zip_of(template_files(TaskTemplateLibrary.load(), "my_uploaded_fix"))
+    response = client.post("/templates/", {"archive": upload})
+    assert response.status_code == 200, response.content[-2000:]
+    assert b"my_uploaded_fix" in response.content
+    installed = tmp_path / "user-templates" / "debugging" / "my_uploaded_fix"
+    assert (installed / "manifest.json").is_file() and (installed / "workspace").is_dir()
+    assert TaskTemplateLibrary.load().get("my_uploaded_fix")
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"../evil/manifest.json": "{}"}, b"path escapes the template folder"),
+        ({"/etc/manifest.json": "{}"}, b"path escapes the template folder"),
+        ({"t/manifest.json": "{not json"}, b"manifest.json"),
+        ({"readme.txt": "hi"}, b"exactly one manifest.json"),
+    ],
+    ids=["dotdot", "absolute", "bad-json", "no-manifest"],
+)
+def test_a_bad_upload_is_refused_and_writes_nothing(
+    client, admin_user, settings, tmp_path, files, message
+):
+    target = tmp_path / "user-templates"
+    settings.TRAININGDASH_TEMPLATE_DIRS = [target]
+    client.force_login(admin_user)
+    response = client.post("/templates/", {"archive": zip_of(files)})
+    assert response.status_code == 400
+    assert message in response.content
+    assert not target.exists()  # refused before any folder is made
+    assert not (tmp_path / "evil").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -107,7 +108,7 @@ TEMPLATES = [
 ]
 
 
-def _database() -> dict:
+def _database() -> dj_database_url.DBConfig:
     url = os.environ.get("DATABASE_URL", "")
     if url:
         return dj_database_url.parse(url, conn_max_age=env_int("CONN_MAX_AGE", 60))
@@ -115,7 +116,7 @@ def _database() -> dict:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     return {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DATA_DIR / "trainingdash.sqlite3",
+        "NAME": str(DATA_DIR / "trainingdash.sqlite3"),
         "OPTIONS": {
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",
@@ -168,7 +169,7 @@ DRAMATIQ_MAINTENANCE_CHANCE = env_int("DRAMATIQ_MAINTENANCE_CHANCE", 1000)
 COLLECTION_LEASE_SECONDS = env_int("COLLECTION_LEASE_SECONDS", 60)
 
 # --- Quality scoring ---------------------------------------------------------------------
-TRAININGDASH_SCORING = {
+TRAININGDASH_SCORING: dict[str, Any] = {
     "weights": {"success": 0.4, "efficiency": 0.3, "cost": 0.2, "tool_usage": 0.1},
     # An example at or above this score is golden.
     "golden_threshold": float(os.environ.get("TRAININGDASH_GOLDEN_THRESHOLD", "0.8")),

@@ -47,22 +47,24 @@ class ImportReport(BaseModel):
     def _count(self, status: SessionStatus) -> int:
         return sum(1 for s in self.sessions if s.status == status)
 
-    @computed_field
+    # mypy can't type a decorator over @property (python/mypy#1362); pydantic's docs
+    # recommend this ignore. The counts are computed fields so that dumps include them.
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def imported(self) -> int:
         return self._count("imported")
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def updated(self) -> int:
         return self._count("updated")
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def skipped(self) -> int:
         return self._count("skipped")
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def failed(self) -> int:
         return self._count("failed")

@@ -126,7 +126,9 @@ class _Mapper:
 
 
 def _tool_use(call: dict[str, Any], fallback_id: str) -> dict[str, Any]:
-    function = call.get("function") if isinstance(call.get("function"), dict) else {}
+    function = call.get("function")
+    if not isinstance(function, dict):
+        function = {}
     arguments = function.get("arguments")
     try:
         parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
@@ -153,6 +155,8 @@ def _model(document: dict[str, Any]) -> str:
             config = json.loads(config)
         except ValueError:
             return ""
+    if not isinstance(config, dict):
+        return ""
     try:
         return str(config["agent"]["model"]["name"])
     except (KeyError, TypeError):

@@ -18,6 +18,7 @@ from django.db import transaction
 from collection.importers.base import Entry, SessionFeed, TranscriptError
 from collection.importers.closing import close
 from collection.importers.recorder import ImportRecorder
+from collection.importers.report import SessionStatus
 from collection.importers.tracking import SessionTracker
 from collection.lifecycle import open_execution
 from collection.models import Execution, Source
@@ -29,7 +30,7 @@ LOOKAHEAD = 200
 
 @dataclass
 class Stored:
-    status: str  # imported, updated, skipped or failed
+    status: SessionStatus
     execution_id: int | None = None
     session_id: str = ""
     messages_added: int = 0

@@ -107,11 +107,8 @@ def run_job(
     owner = owner or f"{WORKER_ID}:{threading.get_ident()}:{uuid.uuid4().hex[:6]}"
     try:
         job = CollectionJob.objects.select_related("task", "execution").filter(pk=job_id).first()
-        if job is None:
+        if job is None or not _acquire(job, owner):
             return None
-        job.acquire(owner)
-    except IllegalTransition:
-        return _explain_skip(job)
     except DatabaseError as exc:
         raise JobError(f"job {job_id}: database unavailable: {exc}", retryable=True) from exc
     reason = next((r for r in (h.stop_reason(job) for h in HOOKS) if r), "")
@@ -125,26 +122,40 @@ def run_job(
 
 
 def _run(job: CollectionJob, owner: str, on_message: Callable[[Any], None] | None) -> None:
-    execution = _fresh_execution(job)
-    sandbox = _sandbox(job)
+    """Run the job's session(s) and move the job to its final state, whatever happens."""
+    progress: dict[str, Any] = {"messages": 0, "tool_calls": 0, "last": ""}
     try:
-        # The task is read here: the event loop's thread may not touch the database.
-        outcome = asyncio.run(_collect(job, job.task, execution, sandbox, owner, on_message))
-    finally:
-        shutil.rmtree(sandbox, ignore_errors=True)
+        sandbox = _sandbox(job)  # before the execution: a missing workspace leaves none behind
+        try:
+            execution = _fresh_execution(job)
+            # The task is read here: the event loop's thread may not touch the database.
+            session = _collect(job, job.task, execution, sandbox, owner, progress, on_message)
+            outcome = asyncio.run(session)
+        finally:
+            shutil.rmtree(sandbox, ignore_errors=True)
+    except DatabaseError as exc:
+        # The lease lapses and a redelivery takes the job over once the database is back.
+        raise JobError(f"job {job.pk}: database unavailable: {exc}", retryable=True) from exc
+    except Exception as exc:  # noqa: BLE001 - anything else fails the job, with the reason
+        outcome = Outcome(TaskStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
     if outcome is None:
-        job.finish()
+        job.finish(progress=progress)
     elif outcome.status == TaskStatus.CANCELLED:
-        job.cancel(outcome.error)
+        job.cancel(outcome.error, progress=progress)
     else:
-        job.fail(outcome.error)
+        job.fail(outcome.error, progress=progress)
 
 
-def _explain_skip(job: CollectionJob) -> None:
-    if job.is_finished or job.cancel_requested:
-        return None  # finished already (a redelivery): nothing to do
-    # Running under a live lease elsewhere: let the broker retry after its backoff.
-    raise JobError(f"job {job.pk} is leased by {job.lease_owner}", retryable=True)
+def _acquire(job: CollectionJob, owner: str) -> bool:
+    """Take the job under our lease; False when it is finished already (a redelivery)."""
+    try:
+        job.acquire(owner)
+    except IllegalTransition as exc:
+        if job.is_finished or job.cancel_requested:
+            return False
+        # Running under a live lease elsewhere: let the broker retry after its backoff.
+        raise JobError(f"job {job.pk} is leased by {job.lease_owner}", retryable=True) from exc
+    return True
 
 
 def _fresh_execution(job: CollectionJob) -> Execution:
@@ -212,12 +223,13 @@ async def _collect(
     execution: Execution,
     sandbox: Path,
     owner: str,
+    progress: dict[str, Any],
     listener: Callable[[Any], None] | None = None,
 ) -> Outcome | None:
-    """Run the job's collector under its time limit and cancel checks. None: the job succeeded
-    (whatever the session's outcome, which is data); else why the job failed or stopped."""
+    """Run the job's collector under its time limit and cancel checks, counting `progress`.
+    None: the job succeeded (whatever the session's outcome, which is data); else why the job
+    failed or stopped."""
     spec = JobSpec.model_validate(job.spec)
-    progress: dict[str, Any] = {"messages": 0, "tool_calls": 0, "last": ""}
 
     def on_message(message: Any) -> None:
         progress["messages"] += 1

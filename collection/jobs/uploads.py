@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path, PurePath
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 
 from collection.archives import ArchiveError, safe_extract
@@ -20,14 +21,17 @@ class UploadError(ValueError):
     """An upload refused before anything was stored; the message says why."""
 
 
-def receive_upload(upload: UploadedFile, user: object = None) -> ImportUpload:
+def receive_upload(upload: UploadedFile, user: User | None = None) -> ImportUpload:
     """Check and store one uploaded file (or zip of files) and queue its import."""
     name = PurePath(upload.name or "").name
     limit = settings.TRAININGDASH_IMPORT_MAX_UPLOAD_BYTES
     if not name.lower().endswith(SUFFIXES):
         raise UploadError(f"{name or 'the file'}: expected one of {', '.join(SUFFIXES)}")
-    if upload.size > limit:
-        raise UploadError(f"{name}: {upload.size} bytes is over the {limit}-byte upload limit")
+    size = upload.size
+    if size is None:  # Django's upload handlers always set it; a hand-made UploadedFile may not
+        raise UploadError(f"{name}: the upload's size is unknown")
+    if size > limit:
+        raise UploadError(f"{name}: {size} bytes is over the {limit}-byte upload limit")
     folder = Path(settings.DATA_DIR) / "uploads" / uuid.uuid4().hex
     try:
         _store(upload, name, folder, limit)
@@ -35,7 +39,7 @@ def receive_upload(upload: UploadedFile, user: object = None) -> ImportUpload:
         shutil.rmtree(folder, ignore_errors=True)
         raise UploadError(f"{name}: {exc}") from exc
     record = ImportUpload.objects.create(
-        file_name=name, size=upload.size, path=str(folder), created_by=user
+        file_name=name, size=size, path=str(folder), created_by=user
     )
     record.queue()
     return record

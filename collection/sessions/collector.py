@@ -18,12 +18,12 @@ finished through `collection.lifecycle`, like every other execution.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from claude_agent_sdk import ClaudeAgentOptions, ResultError, query
 from django import db
@@ -35,6 +35,8 @@ from collection.scoring import Scorer
 from collection.sessions.trajectory import TrajectoryRecorder, to_payload
 from collection.storage import TrainingStorage, seed_storage
 from collection.verification import VerifierResult, run_verifier
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -110,7 +112,7 @@ class TrainingDataCollector:
         control: SessionControl | None = None,
         step: str = "",
         finalize: bool = True,
-    ) -> AsyncIterator[tuple[_SessionRun, AsyncIterator[Any]]]:
+    ) -> AsyncIterator[tuple[_SessionRun, AsyncGenerator[Any, None]]]:
         run = _SessionRun(self, options, verifier, on_message, control, step, finalize)
         await run.start(task, execution, source, prompt)
         stream = run.stream(query_func(prompt=prompt, options=options))
@@ -122,10 +124,11 @@ class TrainingDataCollector:
 
     async def finalize(self, execution: Execution, outcome: Outcome) -> TrainingExample:
         """Close an execution with an outcome, score it and make its training example."""
-        self.last_example = await asyncio.to_thread(
+        example = await asyncio.to_thread(
             in_fresh_connection, _finish_fresh, execution, outcome, self.quality_scorer
         )
-        return self.last_example
+        self.last_example = example
+        return example
 
     async def verify(
         self, execution: Execution, options: ClaudeAgentOptions | None, command: str | None = None
@@ -180,7 +183,7 @@ class _SessionRun:
         )
         self.recorder = await self._call(TrajectoryRecorder, execution, step=self.step)
 
-    async def stream(self, messages: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async def stream(self, messages: AsyncIterator[Any]) -> AsyncGenerator[Any, None]:
         assert self.recorder is not None
         loop = asyncio.get_running_loop()
         try:
@@ -211,8 +214,10 @@ class _SessionRun:
             self.outcome = Outcome(TaskStatus.FAILED, error=describe(exc), partial=True)
             raise
         finally:
-            # Stops the CLI when we leave early; a no-op after a normal end.
-            await messages.aclose()
+            # Stops the CLI when we leave early; a no-op after a normal end. The SDK's `query`
+            # is an async generator, though typed as an iterator.
+            if isinstance(messages, AsyncGenerator):
+                await messages.aclose()
             await self._drain()
         await self._judge()
 
@@ -267,7 +272,7 @@ def _close_connection() -> None:
     db.connection.close()  # this thread's connection: evaluated here, not by the caller
 
 
-def in_fresh_connection(fn: Callable[..., Any], *args: Any) -> Any:
+def in_fresh_connection(fn: Callable[..., T], *args: Any) -> T:
     try:
         return fn(*args)
     finally:

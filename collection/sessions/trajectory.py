@@ -79,7 +79,7 @@ def to_payload(message: Any) -> dict[str, Any]:
         return {"type": "system", "subtype": message.subtype, **_jsonable(message.data)}
     if isinstance(message, ResultMessage):
         return {"type": "result", **_jsonable(dataclasses.asdict(message))}
-    if dataclasses.is_dataclass(message):
+    if dataclasses.is_dataclass(message) and not isinstance(message, type):
         return {"type": type(message).__name__, **_jsonable(dataclasses.asdict(message))}
     return {"type": type(message).__name__, "repr": repr(message)}
 
@@ -142,7 +142,7 @@ class TrajectoryRecorder:
         agent_id, role, parent = self._agent_for(parent_id)
         # The CLI sends one model response as several messages (a block each) sharing the
         # response id: thinking arrives before the tool call it explains.
-        response_id = body.get("id") or payload.get("uuid")
+        response_id = str(body.get("id") or payload.get("uuid") or "")
         thinking = " ".join(
             [self._thinking.get(response_id, "")]
             + [

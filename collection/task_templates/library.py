@@ -148,8 +148,8 @@ class TaskTemplate:
                 tools.append(step.tool)
         for agent in (self.manifest.agents or {}).values():
             tools += agent.tools or []
-        for step in self.manifest.chain or []:
-            tools += step.allowed_tools
+        for chain_step in self.manifest.chain or []:
+            tools += chain_step.allowed_tools
         return _with_exploration(tools)
 
     def _all_steps(self) -> Iterator[ScriptStep]:

@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from collection.models import Difficulty, slug_validator
+from collection.models import SLUG_PATTERN, Difficulty
 from collection.sessions.chains import ChainStep
 
 CATEGORIES = (
@@ -38,7 +38,6 @@ CATEGORIES = (
     "testing",
     "multi_agent",
 )
-SLUG = slug_validator.regex.pattern
 
 
 class TemplateError(ValueError):
@@ -93,10 +92,10 @@ class AgentManifest(BaseModel):
 class TemplateManifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=SLUG, max_length=100)
+    name: str = Field(pattern=SLUG_PATTERN, max_length=100)
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(min_length=1)
-    category: str = Field(pattern=SLUG)
+    category: str = Field(pattern=SLUG_PATTERN)
     difficulty: Difficulty
     required_tools: list[str] = Field(min_length=1)
     expected_outcomes: list[str] = Field(min_length=1)

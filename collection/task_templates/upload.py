@@ -41,6 +41,4 @@ def _target_root() -> Path:
     dirs = settings.TRAININGDASH_TEMPLATE_DIRS
     if not dirs:
         raise TemplateError("uploads need TRAININGDASH_TEMPLATE_DIRS to name a folder")
-    target = Path(dirs[0])
-    target.mkdir(parents=True, exist_ok=True)
-    return target
+    return Path(dirs[0])  # made by add_user_template, once the template is valid

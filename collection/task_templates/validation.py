@@ -156,10 +156,12 @@ class Rehearsal:
         if problem:
             yield problem
             return
-        for key, value in (("old_string", old), ("new_string", new)):
-            if not isinstance(value, str):
-                yield f"{at}.input.{key}", "Field required (a string)"
-                return
+        if not isinstance(old, str):
+            yield f"{at}.input.old_string", "Field required (a string)"
+            return
+        if not isinstance(new, str):
+            yield f"{at}.input.new_string", "Field required (a string)"
+            return
         if path is None or (path not in self.files and self.shell_ran):
             return
         if path not in self.files:

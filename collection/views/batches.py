@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -35,7 +36,9 @@ def batch_list(request: HtmxHttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             return redirect("collection-batch-detail", pk=batch.pk)
-    batches = GenerationBatch.objects.select_related("created_by")[:50]
+    batches = GenerationBatch.objects.select_related("created_by").annotate(
+        job_count=Count("jobs")
+    )[:50]
     status = 400 if form.errors else 200
     return render(
         request, "collection/batch_list.html", {"form": form, "batches": batches}, status=status

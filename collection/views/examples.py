@@ -23,7 +23,7 @@ from collection.models import (
 )
 from collection.queries import ExampleFilters, filter_examples
 from collection.review import review_example
-from collection.roles import REVIEW, require_perm
+from collection.roles import REVIEW, require_perm, signed_in_user
 from trainingdash.http import HtmxHttpRequest
 
 PAGE_SIZE = 25
@@ -102,7 +102,7 @@ def example_review(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         template = "collection/example_detail.html#review"
         return render(request, template, {"example": example, "form": form}, status=400)
-    review_example(example, request.user, **form.cleaned_data)
+    review_example(example, signed_in_user(request), **form.cleaned_data)
     if not request.htmx:
         return redirect(example)
     form = ReviewForm(initial=_review_initial(example))

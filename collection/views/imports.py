@@ -10,7 +10,7 @@ from django_htmx.http import HttpResponseStopPolling
 from collection.forms import ImportUploadForm
 from collection.jobs.uploads import UploadError, receive_upload
 from collection.models import ImportUpload
-from collection.roles import IMPORT, require_perm
+from collection.roles import IMPORT, require_perm, signed_in_user
 from trainingdash.http import HtmxHttpRequest
 
 
@@ -20,7 +20,7 @@ def import_list(request: HtmxHttpRequest) -> HttpResponse:
     form = ImportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            record = receive_upload(form.cleaned_data["file"], request.user)
+            record = receive_upload(form.cleaned_data["file"], signed_in_user(request))
         except UploadError as exc:
             form.add_error("file", str(exc))
         else:

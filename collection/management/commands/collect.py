@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from claude_agent_sdk import ResultMessage, ToolResultBlock, ToolUseBlock
 from django.core.management.base import BaseCommand, CommandError
 from pydantic import ValidationError
 
@@ -54,8 +55,12 @@ class Command(BaseCommand):
             raise CommandError(f"bad collection settings: {exc}") from exc
         job = CollectionJob.objects.create(task=task, kind=JobKind.SESSION, spec=spec.model_dump())
         self.stdout.write(f"collecting job {job.pk} for task {task.name!r} …")
-        job = run_job(job.pk, owner="collect-command", on_message=self._progress)
-        ex = job.execution
+        finished = run_job(job.pk, owner="collect-command", on_message=self._progress)
+        if finished is None:
+            raise CommandError(f"job {job.pk} was not run (gone, or finished already)")
+        ex = finished.execution
+        if ex is None:
+            raise CommandError(f"job {job.pk} ended without a session: {finished.error}")
         example = ex.training_example
         self.stdout.write(
             f"{ex.get_status_display()}: success={ex.success} turns={ex.num_turns} "
@@ -67,13 +72,12 @@ class Command(BaseCommand):
 
     def _progress(self, message: object) -> None:
         """One line per message as it arrives: what the agent did, and the running turn."""
-        kind = type(message).__name__.removesuffix("Message")
         for block in getattr(message, "content", None) or []:
-            if type(block).__name__ == "ToolUseBlock":
+            if isinstance(block, ToolUseBlock):
                 self.stdout.write(f"  → {block.name} {json.dumps(block.input)[:80]}")
-            elif type(block).__name__ == "ToolResultBlock":
+            elif isinstance(block, ToolResultBlock):
                 self.stdout.write(f"  {'✗' if block.is_error else '✓'} result")
-        if kind == "Result":
+        if isinstance(message, ResultMessage):
             self.stdout.write(f"  ■ {message.subtype} after {message.num_turns} turns")
 
     def _task(self, o: dict) -> Task:

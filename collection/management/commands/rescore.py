@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from pydantic import ValidationError
 
 from collection.queries import ExampleFilters, filter_examples
@@ -12,15 +12,26 @@ from collection.scoring import ScoringError, get_scorer, rescore
 class Command(BaseCommand):
     help = "Rescore training examples (all, or those matching the filters)."
 
-    def add_arguments(self, parser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--scorer", default="", help="dotted path of a scorer callable")
         parser.add_argument("--category")
         parser.add_argument("--difficulty")
         parser.add_argument("--dry-run", action="store_true", help="only count the examples")
 
-    def handle(self, *args, scorer: str, category: str, difficulty: str, dry_run: bool, **kw):
+    def handle(
+        self,
+        *args: object,
+        scorer: str,
+        category: str | None,
+        difficulty: str | None,
+        dry_run: bool,
+        **kw: object,
+    ) -> None:
         try:
-            filters = ExampleFilters(category=category, difficulty=difficulty)
+            # Validated from the raw strings: pydantic turns a difficulty into a `Difficulty`.
+            filters = ExampleFilters.model_validate(
+                {"category": category, "difficulty": difficulty}
+            )
             scorer_fn = get_scorer(scorer or None)
         except (ValidationError, ScoringError) as exc:
             raise CommandError(str(exc)) from exc

@@ -60,7 +60,9 @@ class Command(BaseCommand):
         if demo:
             self._seed_demo()
         try:
-            self._supervise([self._worker(worker_threads), self._web(host, port)])
+            self._supervise(
+                {"dramatiq": self._worker(worker_threads), "gunicorn": self._web(host, port)}
+            )
         finally:
             from trainingdash.broker import stop_embedded_redis
 
@@ -102,7 +104,7 @@ class Command(BaseCommand):
             "category, run by the worker (watch them appear on the dashboard)"
         )
 
-    def _worker(self, threads: int) -> subprocess.Popen:
+    def _worker(self, threads: int) -> subprocess.Popen[bytes]:
         cmd = [
             sys.executable,
             "-m",
@@ -115,7 +117,7 @@ class Command(BaseCommand):
         ]
         return subprocess.Popen(cmd)
 
-    def _web(self, host: str, port: int) -> subprocess.Popen:
+    def _web(self, host: str, port: int) -> subprocess.Popen[bytes]:
         cmd = [
             sys.executable,
             "-m",
@@ -130,7 +132,8 @@ class Command(BaseCommand):
         ]
         return subprocess.Popen(cmd)
 
-    def _supervise(self, children: list[subprocess.Popen]) -> None:
+    def _supervise(self, named: dict[str, subprocess.Popen[bytes]]) -> None:
+        children = list(named.values())
         stopping = False
 
         def stop(*_: object) -> None:
@@ -150,5 +153,5 @@ class Command(BaseCommand):
             except subprocess.TimeoutExpired:
                 child.kill()
         if not stopping:
-            failed = [c.args[2] for c in children if c.returncode]
+            failed = [name for name, c in named.items() if c.returncode]
             raise SystemExit(f"trainingdash: a process exited unexpectedly: {failed}")
