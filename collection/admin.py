@@ -143,16 +143,22 @@ class CollectionJobAdmin(admin.ModelAdmin):
         "task",
         "status",
         "attempts",
-        "progress",
+        "progress_line",
         "created_by",
         "started_at",
         "finished_at",
     ]
+    list_select_related = ["task", "created_by"]
     list_filter = ["status", "kind"]
     search_fields = ["task__name", "error", "plan_key"]
     raw_id_fields = ["task", "execution", "created_by", "batch"]
     readonly_fields = ["lease_owner", "lease_expires_at", "attempts", "progress"]
     actions = ["cancel", "requeue"]
+
+    @admin.display(description="progress")
+    def progress_line(self, job: CollectionJob) -> str:
+        done = job.progress or {}
+        return f"{done.get('messages', 0)} msg · {done.get('tool_calls', 0)} tools"
 
     @admin.action(description="Cancel (running jobs stop at their next check)")
     def cancel(self, request: HttpRequest, queryset: QuerySet[CollectionJob]) -> None:
