@@ -17,7 +17,14 @@ from typing import Any
 
 from django.utils import timezone
 
-from collection.models import Execution, Source, Task, TaskStatus, TrainingExample
+from collection.models import (
+    TOKEN_FIELDS,
+    Execution,
+    Source,
+    Task,
+    TaskStatus,
+    TrainingExample,
+)
 from collection.schema import TaskDefinition
 from collection.scoring import Scorer, apply_score
 from collection.verification import VerifierResult
@@ -29,12 +36,6 @@ RESULT_METRICS = {
     "api_duration_ms": "duration_api_ms",
     "cost_usd": "total_cost_usd",
 }
-TOKEN_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_creation_input_tokens",
-    "cache_read_input_tokens",
-)
 METRIC_FIELDS = (*RESULT_METRICS, *TOKEN_FIELDS)
 MAX_ERROR_TEXT = 4000
 

@@ -99,6 +99,15 @@ class Task(models.Model):
         return f"{self.name} ({self.category}, {self.difficulty})"
 
 
+# An execution's token counts, named once (as the API's `usage` names them).
+TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)
+
+
 class Execution(models.Model):
     """One agent session: its status, metrics and (through related rows) its trajectory."""
 
@@ -142,12 +151,7 @@ class Execution(models.Model):
 
     @property
     def total_tokens(self) -> int:
-        return (
-            self.input_tokens
-            + self.output_tokens
-            + self.cache_creation_input_tokens
-            + self.cache_read_input_tokens
-        )
+        return sum(getattr(self, name) for name in TOKEN_FIELDS)
 
     def append_message(
         self, payload: dict[str, Any], *, uuid: str = "", step: str = ""

@@ -15,8 +15,8 @@ from typing import Any
 
 from collection.importers.base import SessionFeed
 from collection.importers.tracking import SessionTracker
-from collection.lifecycle import TOKEN_FIELDS, Outcome, finish
-from collection.models import Execution, TaskStatus
+from collection.lifecycle import Outcome, finish
+from collection.models import TOKEN_FIELDS, Execution, TaskStatus
 
 
 def close(execution: Execution, feed: SessionFeed, tracker: SessionTracker) -> None:

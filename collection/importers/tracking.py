@@ -14,14 +14,9 @@ from typing import Any
 
 from collection.importers.base import Entry
 from collection.importers.pricing import estimate_cost
+from collection.models import TOKEN_FIELDS
 from collection.sessions.task_inference import first_prompt
 
-TOKEN_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_creation_input_tokens",
-    "cache_read_input_tokens",
-)
 # Not a total of its own: the part of cache creation billed at the 1-hour rate.
 ONE_HOUR = "cache_creation_1h_input_tokens"
 OUTCOME_LENGTH = 10_000
