@@ -51,13 +51,32 @@ class Outcome:
     verifier: VerifierResult | None = None
     text: str | None = None  # the final answer, when the caller knows better than the result
     metrics: dict[str, Any] = field(default_factory=dict)
+    # The session was cut short by infrastructure (no credentials, the model endpoint down or
+    # failing, the CLI not starting), not by the agent: its job failed and it is no example.
+    infrastructure: bool = False
 
     @classmethod
     def from_result(cls, result: dict[str, Any]) -> Outcome:
-        """The one reading of a ResultMessage: an error result failed, anything else completed."""
+        """The one reading of a ResultMessage: an error result failed, anything else completed;
+        an API error (status, terminal reason, no login) is an infrastructure failure."""
         if result.get("is_error") or result.get("subtype") != "success":
-            return cls(TaskStatus.FAILED, False, result_error(result))
+            return cls(
+                TaskStatus.FAILED,
+                False,
+                result_error(result),
+                infrastructure=is_api_failure(result),
+            )
         return cls(TaskStatus.COMPLETED, True)
+
+
+def is_api_failure(result: dict[str, Any]) -> bool:
+    said = " ".join([str(result.get("result") or ""), *map(str, result.get("errors") or [])])
+    return bool(
+        result.get("api_error_status")
+        or result.get("terminal_reason") == "api_error"
+        or "Not logged in" in said
+        or said.startswith("API Error")
+    )
 
 
 def result_error(result: dict[str, Any]) -> str:
@@ -161,12 +180,18 @@ def set_step_metrics(execution: Execution, step: str, **fields: Any) -> None:
 
 def finish(
     execution: Execution, outcome: Outcome, scorer: Scorer | str | None = None
-) -> TrainingExample:
-    """Close an execution with its outcome, score it, and create or rescore its example."""
+) -> TrainingExample | None:
+    """Close an execution with its outcome, score it, and create or rescore its example.
+
+    An infrastructure failure keeps its execution (to see what went wrong) but makes no
+    example: nothing the agent did is in it.
+    """
     now = timezone.now()
     metrics = tool_metrics(execution) | outcome.metrics
     if outcome.verifier is not None:
         metrics["verifier"] = outcome.verifier.as_metrics()
+    if outcome.infrastructure:
+        metrics["infrastructure_failure"] = True
     execution.performance_metrics = execution.performance_metrics | metrics
     execution.status = outcome.status
     execution.success = (
@@ -181,6 +206,9 @@ def finish(
         elapsed = execution.completed_at - execution.started_at
         execution.duration_ms = int(elapsed / timedelta(milliseconds=1))
     execution.save()
+    if outcome.infrastructure:
+        TrainingExample.objects.filter(execution=execution).delete()
+        return None
     example, _ = TrainingExample.objects.get_or_create(execution=execution)
     return apply_score(example, scorer)
 

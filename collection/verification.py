@@ -36,4 +36,20 @@ def run_verifier(command: str, cwd: str | None) -> VerifierResult:
         )
     except subprocess.TimeoutExpired as exc:
         return VerifierResult(command, 124, f"verifier timed out after {exc.timeout}s")
-    return VerifierResult(command, done.returncode, (done.stdout + done.stderr)[-4000:])
+    return VerifierResult(command, done.returncode, tail(done.stdout + done.stderr))
+
+
+def tail(text: str, limit: int = 4000) -> str:
+    """The end of a command's output, where its verdict is, cut at a line boundary (never
+    mid-word) and marked when something was left out."""
+    text = text.rstrip()
+    if len(text) <= limit:
+        return text
+    kept = text[-limit:]
+    newline = kept.find("\n")
+    if 0 <= newline < limit // 2:
+        kept = kept[newline + 1 :]
+    else:  # one very long line: cut at a space
+        space = kept.find(" ")
+        kept = kept[space + 1 :] if 0 <= space < limit // 2 else kept
+    return f"… ({len(text) - len(kept)} characters before)\n{kept}"

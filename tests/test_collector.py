@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from claude_agent_sdk import query
 
-from collection.models import AgentRole, Source, TaskStatus
+from collection.models import AgentRole, Execution, Source, TaskStatus, TrainingExample
 from collection.schema import TaskDefinition
 from collection.sessions.collector import TrainingDataCollector
 from tests.sessions import BUGGY, FIX_SCRIPT, VERIFIER, make_workspace, scripted_options
@@ -118,12 +118,15 @@ def test_max_turns_ends_as_a_failed_execution_with_the_reason(tmp_path):
     assert ex.tool_calls.count() >= 2
 
 
-def test_a_model_error_is_recorded_as_a_failure(tmp_path):
+def test_a_model_error_is_a_failed_session_without_an_example(tmp_path):
     work = make_workspace(tmp_path / "work")
     collector, _ = collect(scripted_options(work, policy="model_error"))
-    ex = collector.last_example.execution
-    assert ex.status == TaskStatus.FAILED and not ex.success
-    assert ex.error and ex.messages.filter(type="result").exists()
+    assert collector.last_example is None  # no model answered: nothing to learn from
+    ex = Execution.objects.get()
+    assert ex.status == TaskStatus.FAILED and ex.success is False
+    assert ex.error.startswith("no model response: ") and "api_error_status=500" in ex.error
+    assert ex.messages.filter(type="result").exists()
+    assert ex.performance_metrics["infrastructure_failure"] is True
 
 
 def test_a_cli_killed_mid_session_keeps_the_partial_trajectory(tmp_path):
@@ -142,13 +145,13 @@ def test_a_cli_killed_mid_session_keeps_the_partial_trajectory(tmp_path):
 
     with pytest.raises(Exception):  # noqa: B017 - the SDK's error type for a dead CLI
         asyncio.run(go())
-    ex = collector.last_example.execution
-    ex.refresh_from_db()
+    ex = Execution.objects.get()
     assert ex.status == TaskStatus.FAILED and ex.is_partial
     assert ex.messages.filter(type="system", subtype="init").exists()
     assert not ex.messages.filter(type="result").exists()
-    assert ex.error
-    assert collector.last_example is not None and not collector.last_example.is_golden
+    # Killed before the model answered: the CLI failed, the agent did nothing.
+    assert ex.error.startswith("no model response: ")
+    assert collector.last_example is None and not TrainingExample.objects.exists()
 
 
 def cli_pids() -> list[int]:

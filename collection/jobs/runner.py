@@ -21,11 +21,12 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from claude_agent_sdk import AgentDefinition, ClaudeAgentOptions
+from claude_agent_sdk import AgentDefinition, ClaudeAgentOptions, SystemMessage, ToolUseBlock
 from django import db
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -190,14 +191,19 @@ def _sandbox(job: CollectionJob) -> Path:
 
 
 def build_options(spec: JobSpec, sandbox: Path) -> ClaudeAgentOptions:
+    """The session's options: its sandbox, tools, limits and model, and an environment that
+    keeps the CLI's state in the sandbox (never the user's ~/.claude) and contacts only the
+    configured model endpoint."""
     work = sandbox / "work"
-    env: dict[str, str] = {}
+    env: dict[str, str]
     if spec.backend == "scripted":
         from collection.scripted_model.runtime import scripted_env
 
         env = scripted_env(
             spec.policy, spec.seed, spec.script, cwd=work, config_dir=sandbox / "config"
         )
+    else:
+        env = claude_env(sandbox / "config", spec.timeout_s)
     agents = None
     if spec.agents:
         agents = {
@@ -234,9 +240,11 @@ async def _collect(
     def on_message(message: Any) -> None:
         progress["messages"] += 1
         for block in getattr(message, "content", None) or []:
-            if type(block).__name__ == "ToolUseBlock":
+            if isinstance(block, ToolUseBlock):
                 progress["tool_calls"] += 1
                 progress["last"] = block.name
+        if isinstance(message, SystemMessage) and message.subtype == "api_retry":
+            progress["last"] = describe_retry(message.data)
         if listener:
             listener(message)
 
@@ -255,16 +263,53 @@ async def _collect(
     )
     watcher = asyncio.create_task(_watch(job.pk, owner, progress, work, stop))
     try:
-        await work
+        result = await work
     except asyncio.CancelledError:
         if control.stopping is None:
             raise  # we are being cancelled ourselves
+        return control.stopping
     except Exception as exc:  # the session crashed: its execution says how
         return Outcome(TaskStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])
     finally:
         timer.cancel()
         watcher.cancel()
+    if result.outcome.infrastructure:  # nothing the agent did: the job failed, not the agent
+        return replace(result.outcome, status=TaskStatus.FAILED)
     return control.stopping
+
+
+def claude_env(config_dir: Path, timeout_s: float) -> dict[str, str]:
+    """For real Claude (the API, or a gateway named by ANTHROPIC_BASE_URL with its key, both
+    inherited from the worker's environment): the session's own config folder, no telemetry,
+    error reports or update checks, and API retries that fit in the job's time limit."""
+    config_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "CLAUDE_CONFIG_DIR": str(config_dir),
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_MAX_RETRIES": str(retries_within(timeout_s)),
+        # One request may not outlive the job.
+        "API_TIMEOUT_MS": str(int(min(timeout_s, 600) * 1000)),
+    }
+
+
+def retries_within(timeout_s: float) -> int:
+    """How many API retries fit in half the time limit, with the CLI's backoff (about 0.5 s
+    doubling per attempt, capped at 32 s); the other half is left for the session itself."""
+    retries, waited, delay = 0, 0.0, 0.5
+    while retries < 10 and waited + delay <= timeout_s / 2:
+        waited, retries, delay = waited + delay, retries + 1, min(delay * 2, 32.0)
+    return retries
+
+
+def describe_retry(data: dict[str, Any]) -> str:
+    """An api_retry system message as a progress line: "API retry 2/5 (529, waiting 2.0 s)"."""
+    attempt, limit = data.get("attempt", "?"), data.get("max_retries", "?")
+    status = data.get("error_status") or data.get("error") or "error"
+    delay = float(data.get("retry_delay_ms") or 0) / 1000
+    return f"API retry {attempt}/{limit} ({status}, waiting {delay:.1f} s)"
 
 
 async def _watch(

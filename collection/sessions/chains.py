@@ -118,10 +118,10 @@ class ConversationChainCollector(TrainingDataCollector):
         initial_prompt: str,
         options: ClaudeAgentOptions | None = None,
         **kwargs: Any,
-    ) -> TrainingExample:
-        """Run the chain's steps in order; stops at the first step that fails."""
+    ) -> TrainingExample | None:
+        """Run the chain's steps in order; stops at the first step that fails. None when
+        infrastructure cut the chain short (see `lifecycle.finish`)."""
         result = await self.run_chain(chain, task, initial_prompt, options, **kwargs)
-        assert result.example is not None
         return result.example
 
     async def run_chain(
@@ -163,7 +163,9 @@ class ConversationChainCollector(TrainingDataCollector):
             execution, results[step.name] = done.execution, done.result_text
             if done.outcome.status != TaskStatus.COMPLETED:
                 outcome = Outcome(
-                    done.outcome.status, error=f"step {step.name!r}: {done.outcome.error}"
+                    done.outcome.status,
+                    error=f"step {step.name!r}: {done.outcome.error}",
+                    infrastructure=done.outcome.infrastructure,
                 )
                 break
         assert execution is not None

@@ -21,7 +21,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -122,8 +122,9 @@ class TrainingDataCollector:
             await stream.aclose()
             await run.close()
 
-    async def finalize(self, execution: Execution, outcome: Outcome) -> TrainingExample:
-        """Close an execution with an outcome, score it and make its training example."""
+    async def finalize(self, execution: Execution, outcome: Outcome) -> TrainingExample | None:
+        """Close an execution with an outcome, score it and make its training example (none
+        for an infrastructure failure)."""
         example = await asyncio.to_thread(
             in_fresh_connection, _finish_fresh, execution, outcome, self.quality_scorer
         )
@@ -247,6 +248,8 @@ class _SessionRun:
                 return
             execution = self.recorder.execution
             text = str((self.recorder.result or {}).get("result") or "")
+            if not self.recorder.reached_model and self.outcome.status != TaskStatus.CANCELLED:
+                self.outcome = never_reached_model(self.outcome)
             example = None
             if self.finalize:
                 scorer = self.collector.quality_scorer
@@ -261,6 +264,20 @@ class _SessionRun:
         finally:
             await self._call(_close_connection)
             self._db.shutdown(wait=False)
+
+
+def never_reached_model(outcome: Outcome) -> Outcome:
+    """No model ever answered (no credentials, endpoint down, the CLI didn't start): however
+    the session ended, it is an infrastructure failure, not something the agent did."""
+    reason = outcome.error or "the session ended"
+    return replace(
+        outcome,
+        status=TaskStatus.FAILED,
+        success=False,
+        error=f"no model response: {reason}",
+        infrastructure=True,
+        verifier=None,
+    )
 
 
 def _task_verifier(execution_id: int) -> str:
@@ -287,7 +304,7 @@ def _close_step(execution: Execution, step: str, outcome: Outcome, prompt: str) 
 
 def _finish_fresh(
     execution: Execution, outcome: Outcome, scorer: Scorer | str | None
-) -> TrainingExample:
+) -> TrainingExample | None:
     execution.refresh_from_db()  # the recorder's thread wrote it last
     return finish(execution, outcome, scorer)
 

@@ -82,8 +82,10 @@ class MultiAgentCollector(TrainingDataCollector):
             execution.cost_usd, execution.num_turns = cost_usd, len(self.pending)
             self.pending = []
             ended = Outcome(TaskStatus.COMPLETED, success=success, text=outcome)
-            self.last_example = finish(execution, ended, self.quality_scorer)
-        return self.last_example
+            example = finish(execution, ended, self.quality_scorer)
+        assert example is not None  # a completed session always makes an example
+        self.last_example = example
+        return example
 
     def _store_actions(self, execution: Execution) -> None:
         # A parent is the latest action of the named agent, usually the coordinator.

@@ -29,6 +29,8 @@ from collection.models import AgentAction, AgentRole, Execution, Message, ToolCa
 # Tools that start a sub-agent (the name changed across CLI versions).
 SUBAGENT_TOOLS = {"Task", "Agent"}
 MAIN_AGENT = "main"
+# The model name the CLI gives the replies it makes up itself (API errors, "Not logged in").
+SYNTHETIC_MODEL = "<synthetic>"
 
 _BLOCK_TYPES = {
     TextBlock: "text",
@@ -106,6 +108,8 @@ class TrajectoryRecorder:
             for a in execution.actions.filter(tool_name__in=SUBAGENT_TOOLS).exclude(tool_use_id="")
         }
         self.result: dict[str, Any] | None = None
+        # Whether a model ever answered: the CLI reports API failures as "<synthetic>" replies.
+        self.reached_model = False
         self._thinking: dict[str, str] = {}
 
     def record(self, payload: dict[str, Any]) -> Message | None:
@@ -138,6 +142,8 @@ class TrajectoryRecorder:
 
     def _on_assistant(self, payload: dict[str, Any], message: Message) -> None:
         body = payload.get("message") or {}
+        if body.get("model") != SYNTHETIC_MODEL and not payload.get("error"):
+            self.reached_model = True
         parent_id = payload.get("parent_tool_use_id") or ""
         agent_id, role, parent = self._agent_for(parent_id)
         # The CLI sends one model response as several messages (a block each) sharing the

@@ -1,16 +1,21 @@
-"""Run one collection from the shell, with a live progress display."""
+"""Run one collection from the shell, with a live progress display.
+
+Exit status: 0 when the session was collected (whether or not the agent succeeded: that is
+data, shown on the last line); 1 when the job failed (no model response, the endpoint down or
+failing, the time limit, a crash) or the settings are bad.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from claude_agent_sdk import ResultMessage, ToolResultBlock, ToolUseBlock
+from claude_agent_sdk import ResultMessage, SystemMessage, ToolResultBlock, ToolUseBlock
 from django.core.management.base import BaseCommand, CommandError
 from pydantic import ValidationError
 
-from collection.jobs.runner import run_job
-from collection.models import CollectionJob, JobKind, Task
+from collection.jobs.runner import describe_retry, run_job
+from collection.models import CollectionJob, JobKind, JobStatus, Task
 from collection.schema import TaskDefinition
 from collection.sessions.spec import JobSpec
 
@@ -26,6 +31,7 @@ class Command(BaseCommand):
         parser.add_argument("--prompt", required=True)
         parser.add_argument("--tools", default="Read,Edit,Write,Bash,Glob,Grep")
         parser.add_argument("--backend", choices=["scripted", "claude"], default="scripted")
+        parser.add_argument("--model", help="model name (a gateway may route only some)")
         parser.add_argument("--policy", default="echo", help="scripted model policy")
         parser.add_argument("--script", type=Path, help="JSON script for the scripted model")
         parser.add_argument("--seed", type=int, default=0)
@@ -42,6 +48,7 @@ class Command(BaseCommand):
                 prompt=o["prompt"],
                 allowed_tools=[t for t in o["tools"].split(",") if t],
                 backend=o["backend"],
+                model=o["model"],
                 policy=o["policy"],
                 seed=o["seed"],
                 script=json.loads(o["script"].read_text()) if o["script"] else None,
@@ -59,8 +66,10 @@ class Command(BaseCommand):
         if finished is None:
             raise CommandError(f"job {job.pk} was not run (gone, or finished already)")
         ex = finished.execution
-        if ex is None:
-            raise CommandError(f"job {job.pk} ended without a session: {finished.error}")
+        if finished.status == JobStatus.FAILED or ex is None:
+            raise CommandError(f"job {job.pk} failed: {finished.error}")
+        if finished.status == JobStatus.CANCELLED:
+            raise CommandError(f"job {job.pk} was cancelled: {finished.error}")
         example = ex.training_example
         self.stdout.write(
             f"{ex.get_status_display()}: success={ex.success} turns={ex.num_turns} "
@@ -77,8 +86,13 @@ class Command(BaseCommand):
                 self.stdout.write(f"  → {block.name} {json.dumps(block.input)[:80]}")
             elif isinstance(block, ToolResultBlock):
                 self.stdout.write(f"  {'✗' if block.is_error else '✓'} result")
+        if isinstance(message, SystemMessage) and message.subtype == "api_retry":
+            self.stdout.write(self.style.WARNING(f"  … {describe_retry(message.data)}"))
         if isinstance(message, ResultMessage):
-            self.stdout.write(f"  ■ {message.subtype} after {message.num_turns} turns")
+            ended = "error" if message.is_error else message.subtype
+            status = message.api_error_status
+            detail = f" (API status {status})" if status else ""
+            self.stdout.write(f"  ■ {ended}{detail} after {message.num_turns} turns")
 
     def _task(self, o: dict) -> Task:
         if o["task"]:
