@@ -41,7 +41,7 @@ from collection.scripted_model import (
     scripted_env,
 )
 from collection.scripted_model.request import ModelRequest, encode_script
-from collection.scripted_model.script import GIVE_UP_TEXTS, plan
+from collection.scripted_model.script import GIVE_UP_TEXTS, STUCK_TEXTS, plan
 
 # Runs in the SQLite pass only: no database at all.
 pytestmark = pytest.mark.backend_independent
@@ -414,6 +414,54 @@ def test_variation_knobs_give_up_before_the_fix() -> None:
         steps = plan(script, str(seed))
         assert all(step.tool not in ("Edit", "Bash") for step in steps)
         assert steps[-1].text in GIVE_UP_TEXTS
+
+
+TWO_EDITS = [
+    {"tool": "Read", "input": {"file_path": "calc.py"}},
+    {
+        "tool": "Edit",
+        "input": {"file_path": "calc.py", "old_string": "a - b", "new_string": "a + b"},
+    },
+    {
+        "tool": "Edit",
+        "input": {"file_path": "calc.py", "old_string": "i", "new_string": "i = n - 1\n"},
+    },
+    {"tool": "Bash", "input": {"command": VERIFY}},
+    {"text": "Done."},
+]
+
+
+def played(outcome: str, seed: int = 0) -> list[tuple[str, str | None]]:
+    steps = plan(parse_script({"steps": TWO_EDITS, "outcome": outcome}), str(seed))
+    return [(step.kind, step.tool) for step in steps]
+
+
+def test_each_outcome_is_played_as_tool_calls() -> None:
+    script = parse_script({"steps": TWO_EDITS})
+    assert script.supported_outcomes() == (
+        "success",
+        "wrong_fix",
+        "partial",
+        "give_up",
+        "loop",
+        "max_turns",
+        "budget",
+    )
+    wrong = plan(parse_script({"steps": TWO_EDITS, "outcome": "wrong_fix"}), "0")
+    assert wrong[2].kind == "wrong" and wrong[2].input["new_string"] == "i = n + 1\n"
+    assert [tool for _, tool in played("partial")] == ["Read", "Edit", "Bash", None]
+    loop = played("loop", seed=4)
+    assert loop[0] == ("step", "Read") and set(loop[1:-1]) == {("error", "Edit")}
+    assert 3 <= len(loop) - 2 <= 5
+    stuck = plan(parse_script({"steps": TWO_EDITS, "outcome": "loop"}), "4")
+    assert stuck[-1].text in STUCK_TEXTS
+    assert played("max_turns") == [("step", "Read"), ("explore", "explore")]
+    with pytest.raises(ValueError, match="unknown script outcome"):
+        parse_script({"steps": TWO_EDITS, "outcome": "explode"})
+
+
+def test_a_one_edit_script_has_no_partial_outcome() -> None:
+    assert "partial" not in parse_script(FIX_SCRIPT).supported_outcomes()
 
 
 def test_scripted_env_points_the_cli_at_the_process_server(tmp_path: Path) -> None:

@@ -171,15 +171,20 @@ def test_a_session_job_spec_plays_the_script_with_the_difficulty_default_knobs()
     assert spec.prompt == template.prompt and spec.verifier == template.verifier
     assert spec.workspace == str(template.workspace_dir)
     assert {"Read", "Edit", "Bash", "Glob", "Grep"} <= set(spec.allowed_tools)
-    assert spec.script["variation"] == template.variation.model_dump()
+    # Whether it fails is the calibration's plan, not the give_up knob's.
+    assert spec.script["variation"] == template.variation.model_dump() | {"give_up": 0.0}
+    assert spec.script.get("outcome", "success") == template.planned_outcome(7)
     assert all(
         "{python}" not in c and c.startswith(sys.executable) for c in bash_commands(spec.script)
     )
-    assert template.job_spec(variation={}).script["variation"] == {
+    straight = template.job_spec(variation={}).script
+    assert straight["variation"] == {
         "wander": 0.0,
         "tool_error": 0.0,
         "give_up": 0.0,
+        "redundant": 0.0,
     }
+    assert "outcome" not in straight  # an explicit variation plays the success path
     assert template.job_spec(backend="claude").script is None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,13 @@ TRAININGDASH_QUALITY_SCORER = os.environ.get("TRAININGDASH_QUALITY_SCORER", "")
 TRAININGDASH_TEMPLATE_DIRS = [
     Path(p) for p in env_list("TRAININGDASH_TEMPLATE_DIRS", [str(DATA_DIR / "templates")])
 ]
+
+# How often generated (scripted) sessions pass, by difficulty, and how failures split among
+# modes: a JSON object overriding collection/calibration.py's defaults, e.g.
+# {"pass_rate": {"easy": 0.95}}. Empty: the published-results defaults.
+TRAININGDASH_CALIBRATION: dict[str, Any] = json.loads(
+    os.environ.get("TRAININGDASH_CALIBRATION") or "{}"
+)
 
 # Importing transcripts: the largest upload accepted, and the largest single line or whole
 # JSON document (SWE-agent, OpenHands) the importers read.

@@ -34,8 +34,10 @@ from typing import Any, Literal
 from django.conf import settings
 from pydantic import ValidationError
 
+from collection.calibration import Calibration, current
 from collection.models import Difficulty
 from collection.schema import TaskDefinition
+from collection.scripted_model.script import MUTATING_TOOLS, parse_script
 from collection.sessions.chains import ChainStep, ConversationChain
 from collection.sessions.collector import VerifierResult, run_verifier
 from collection.sessions.spec import JobSpec, SubagentSpec
@@ -182,25 +184,62 @@ class TaskTemplate:
         seed: int = 0,
         backend: Literal["scripted", "claude"] = "scripted",
         variation: dict[str, float] | None = None,
+        outcome: str | None = None,
+        calibration: Calibration | None = None,
     ) -> JobSpec:
-        """A job running this template. `variation=None` plays the template's default knobs;
-        a dict replaces them (knobs it leaves out are 0, so `{}` plays the script straight)."""
-        knobs = self.variation if variation is None else Variation.model_validate(variation)
+        """A job running this template.
+
+        By default the scripted session's outcome comes from the calibration for the
+        template's difficulty (`planned_outcome`), played with the template's knobs. A
+        `variation` dict replaces the knobs (those it leaves out are 0, so `{}` plays the
+        script straight) and then the outcome is "success" unless `outcome` names one.
+        """
+        if variation is None and outcome is None:
+            knobs = self.variation.model_copy(update={"give_up": 0.0})  # the calibration's job
+            outcome = self.planned_outcome(seed, calibration)
+        else:
+            knobs = self.variation if variation is None else Variation.model_validate(variation)
+            outcome = outcome or "success"
         m = self.manifest
         scripted = backend == "scripted"
+        budget = (calibration or current()).budget_usd if outcome == "budget" else None
         return JobSpec(
             prompt=m.prompt,
             allowed_tools=self.allowed_tools,
             max_turns=m.max_turns,
             backend=backend,
             seed=seed,
-            script=self._script(m.script, knobs) if scripted and m.script else None,
+            script=self._script(m.script, knobs, outcome) if scripted and m.script else None,
             workspace=str(self.workspace_dir),
             timeout_s=m.timeout_s,
+            max_cost_usd=budget if scripted else None,
             verifier=self.verifier,
-            chain=self._chain(knobs) if m.chain else None,
+            chain=self._chain(knobs, outcome) if m.chain else None,
             agents=self._agents(),
         )
+
+    def planned_outcome(self, seed: int, calibration: Calibration | None = None) -> str:
+        """How the scripted session for `seed` ends: a pure function of (template, seed,
+        calibration). Only a plan: the verifier still decides whether it succeeded."""
+        return (calibration or current()).choose(
+            self.difficulty, f"{self.name}:{seed}", self.supported_outcomes
+        )
+
+    @cached_property
+    def supported_outcomes(self) -> tuple[str, ...]:
+        """The outcomes the script can play (a chain plays them in its first step that edits;
+        it has no cost limit of its own, so no `budget`)."""
+        if self.manifest.chain:
+            found = parse_script(self._script(self._outcome_step_script(), Variation()))
+            return tuple(o for o in found.supported_outcomes() if o != "budget")
+        return parse_script(
+            self._script(self.manifest.script or [], Variation())
+        ).supported_outcomes()
+
+    def _outcome_step_script(self) -> list[ScriptStep]:
+        chain = self.manifest.chain or []
+        scripts = [_steps(step) for step in chain]
+        return next((s for s in scripts if any(x.tool in MUTATING_TOOLS for x in s)), scripts[-1])
 
     def _agents(self) -> dict[str, SubagentSpec] | None:
         agents = self.manifest.agents
@@ -208,8 +247,11 @@ class TaskTemplate:
             return None
         return {name: SubagentSpec(**agent.model_dump()) for name, agent in agents.items()}
 
-    def _script(self, steps: list[ScriptStep], knobs: Variation) -> dict[str, Any]:
-        """The scripted model's JSON: steps with placeholders filled, knobs on every agent."""
+    def _script(
+        self, steps: list[ScriptStep], knobs: Variation, outcome: str = "success"
+    ) -> dict[str, Any]:
+        """The scripted model's JSON: steps with placeholders filled, knobs on every agent,
+        the outcome on the top-level agent only (sub-agents do their part well)."""
         played = []
         for step in steps:
             raw = step.model_dump(exclude_none=True, exclude_defaults=True, exclude={"subagent"})
@@ -219,13 +261,20 @@ class TaskTemplate:
             if step.subagent:
                 raw["subagent"] = self._script(step.subagent, knobs)
             played.append(raw)
-        return {"steps": played, "variation": knobs.model_dump()}
+        script = {"steps": played, "variation": knobs.model_dump()}
+        return script | {"outcome": outcome} if outcome != "success" else script
 
-    def _chain(self, knobs: Variation) -> ConversationChain:
+    def _chain(self, knobs: Variation, outcome: str = "success") -> ConversationChain:
+        target = self._outcome_step_script()
         steps = [
             step.model_copy(
                 update={
-                    "extra": step.extra | {"script": self._script(_steps(step), knobs)},
+                    "extra": step.extra
+                    | {
+                        "script": self._script(
+                            _steps(step), knobs, outcome if _steps(step) == target else "success"
+                        )
+                    },
                     "allowed_tools": _with_exploration(step.allowed_tools),
                 }
             )

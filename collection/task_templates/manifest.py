@@ -10,7 +10,7 @@
       "prompt": "what the agent is asked",
       "verifier": "{python} test_stats.py",   exit 0 == success, run in the sandbox afterwards
       "script": [ {"tool": "Read", "input": {"file_path": "stats.py"}}, ..., {"text": "..."} ],
-      "variation": {"wander": 0.05, "tool_error": 0.05, "give_up": 0.03},   optional
+      "variation": {"wander": 0.05, "tool_error": 0.05, "redundant": 0.1},   optional
       "max_turns": 30, "timeout_s": 300,
       "agents": {"reviewer": {"description": "...", "prompt": "...", "tools": ["Read"]}},
       "chain": [ {"name": "identify", "prompt": "...", "extra": {"script": [...]}}, ... ]
@@ -50,21 +50,24 @@ class TemplateError(ValueError):
 
 
 class Variation(BaseModel):
-    """The scripted model's knobs: chances to wander, make a tool error, or give up."""
+    """The scripted model's knobs: chances to wander, make a tool error, give up, or read a
+    file (run a command) twice. How often a session fails is the calibration's business
+    (collection/calibration.py); `give_up` here only plays when a caller sets the knobs."""
 
     model_config = ConfigDict(extra="forbid")
 
     wander: float = Field(default=0.0, ge=0, le=1)
     tool_error: float = Field(default=0.0, ge=0, le=1)
     give_up: float = Field(default=0.0, ge=0, le=1)
+    redundant: float = Field(default=0.0, ge=0, le=1)
 
 
 # Harder templates play worse on average, so a batch holds a real spread of quality.
 DEFAULT_VARIATION = {
-    Difficulty.EASY: Variation(wander=0.05, tool_error=0.05, give_up=0.03),
-    Difficulty.MEDIUM: Variation(wander=0.10, tool_error=0.10, give_up=0.06),
-    Difficulty.HARD: Variation(wander=0.20, tool_error=0.15, give_up=0.12),
-    Difficulty.EXPERT: Variation(wander=0.30, tool_error=0.25, give_up=0.20),
+    Difficulty.EASY: Variation(wander=0.05, tool_error=0.05, give_up=0.03, redundant=0.10),
+    Difficulty.MEDIUM: Variation(wander=0.10, tool_error=0.10, give_up=0.06, redundant=0.15),
+    Difficulty.HARD: Variation(wander=0.20, tool_error=0.15, give_up=0.12, redundant=0.20),
+    Difficulty.EXPERT: Variation(wander=0.30, tool_error=0.25, give_up=0.20, redundant=0.25),
 }
 
 
