@@ -36,10 +36,23 @@ class GenerateForm(forms.Form):
     )
     include_chains = forms.BooleanField(required=False, initial=True)
     include_multi_agent = forms.BooleanField(required=False, initial=True)
-    seed = forms.IntegerField(initial=0)
-    concurrency = forms.IntegerField(min_value=1, max_value=64, initial=2)
+    seed = forms.IntegerField(
+        required=False,
+        min_value=0,
+        help_text="Empty: a fresh random seed (shown on the batch's page). The same seed with the "
+        "same settings and templates reproduces a batch exactly: same templates, same sessions.",
+    )
+    concurrency = forms.IntegerField(
+        min_value=1, max_value=64, initial=2, help_text="sessions of this batch running at once"
+    )
     backend = forms.ChoiceField(choices=[("scripted", "Scripted model"), ("claude", "Claude")])
-    max_cost_usd = forms.FloatField(required=False, min_value=0.0001, label="Cost ceiling (USD)")
+    max_cost_usd = forms.FloatField(
+        required=False,
+        min_value=0.0001,
+        label="Cost ceiling (USD)",
+        help_text="No session starts once the spend plus the running sessions' budgets would "
+        "pass it (a session's budget: its difficulty's cost budget).",
+    )
 
     def params(self) -> dict:
         data = {k: v for k, v in self.cleaned_data.items() if v not in (None, [], "")}

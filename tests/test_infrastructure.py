@@ -114,3 +114,22 @@ def test_verifier_output_is_kept_from_its_end_at_a_line_boundary():
     assert first_kept.startswith("test_") and first_kept.endswith(" ... ok")
     assert kept.startswith(f"… ({len(output) - len(kept.split(chr(10), 1)[1])} characters")
     assert tail("all good\n") == "all good"
+
+
+def test_a_batch_whose_sessions_could_not_run_does_not_end_succeeded(
+    gateway, django_capture_on_commit_callbacks
+):
+    from collection.jobs.batches import GenerationParams, refresh_status, start_batch
+
+    gateway(ensure_server().base_url, api_key=None)
+    params = GenerationParams(
+        examples_per_category=1, categories=["testing"], backend="claude", seed=1
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        batch = start_batch(params)
+    (job,) = batch.jobs.all()
+    run_job(job.pk)
+    batch = refresh_status(batch)
+    assert batch.status == JobStatus.FAILED
+    assert batch.error.startswith("1 of 1 sessions failed to run: no model response")
+    assert not TrainingExample.objects.exists()

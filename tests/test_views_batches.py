@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from collection.jobs.batches import GenerationParams, plan
+import pytest
+from django.utils import timezone
+
+from collection.jobs.batches import SENT, GenerationParams, plan
 from collection.models import CollectionJob, GenerationBatch, JobStatus
 from collection.task_templates import TaskTemplateLibrary
 from tests.factories import make_task
@@ -16,11 +19,21 @@ PARAMS = {"examples_per_category": 1, "categories": ["testing"], "seed": 0}
 
 @pytest.fixture
 def batch() -> GenerationBatch:
-    """A running batch with its one planned job, queued (a batch without jobs is finished)."""
+    """A running batch with its one planned job, queued and sent to the workers just now (a
+    batch without jobs is finished)."""
     batch = GenerationBatch.objects.create(name="nightly", params=PARAMS, status="running")
     [planned] = plan(GenerationParams(**PARAMS), TaskTemplateLibrary.load())
-    CollectionJob.objects.create(task=make_task(), batch=batch, plan_key=planned.plan_key)
+    CollectionJob.objects.create(
+        task=make_task(),
+        batch=batch,
+        plan_key=planned.plan_key,
+        progress={SENT: timezone.now().isoformat()},
+    )
     return batch
+
+
+def resume_button(batch: GenerationBatch) -> bytes:
+    return f'formaction="/batches/{batch.pk}/resume/"'.encode()
 
 
 def test_an_admin_sees_the_batches_and_the_form(client, admin_user, batch):
@@ -53,7 +66,7 @@ def test_an_admin_starts_a_batch_from_the_form(
     client, admin_user, django_capture_on_commit_callbacks
 ):
     client.force_login(admin_user)
-    with django_capture_on_commit_callbacks(execute=False):
+    with django_capture_on_commit_callbacks(execute=False) as sends:
         response = client.post(
             "/batches/",
             {
@@ -68,9 +81,25 @@ def test_an_admin_starts_a_batch_from_the_form(
     batch = GenerationBatch.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/batches/{batch.pk}/"
     assert batch.params["seed"] == 3 and batch.created_by == admin_user
-    assert batch.jobs.count() == 1
+    assert batch.jobs.count() == 1 and len(sends) == 1
     page = client.get(f"/batches/{batch.pk}/")
     assert b"0 / 1" in page.content
+    assert b'seed <strong id="batch-seed">3</strong>' in page.content
+
+
+def test_the_form_says_an_empty_seed_is_random_and_a_seed_reproduces_the_batch(
+    client, admin_user, django_capture_on_commit_callbacks
+):
+    client.force_login(admin_user)
+    assert b"reproduces a batch exactly" in client.get("/batches/").content
+    form = {"examples_per_category": 1, "categories": ["testing"], "concurrency": 1}
+    with django_capture_on_commit_callbacks(execute=False):
+        for _ in range(2):
+            client.post("/batches/", form | {"backend": "scripted", "seed": ""})
+    first, second = GenerationBatch.objects.order_by("id")
+    assert isinstance(first.params["seed"], int) and first.params["seed"] != second.params["seed"]
+    page = client.get(f"/batches/{first.pk}/")
+    assert f'id="batch-seed">{first.params["seed"]}<'.encode() in page.content
 
 
 @pytest.mark.parametrize(
@@ -96,6 +125,21 @@ def test_a_running_batch_page_polls_and_offers_cancel(client, admin_user, batch)
     assert page.status_code == 200 and b"<html" in page.content
     assert b'hx-trigger="every 2s"' in page.content
     assert f'formaction="/batches/{batch.pk}/cancel/"'.encode() in page.content
+    assert resume_button(batch) not in page.content  # its job is on its way to a worker
+
+
+def test_an_interrupted_batch_offers_resume_and_resuming_sends_its_job_again(
+    client, admin_user, batch, django_capture_on_commit_callbacks
+):
+    long_ago = timezone.now() - timedelta(hours=1)
+    batch.jobs.update(progress={SENT: long_ago.isoformat()})  # its worker never took it
+    client.force_login(admin_user)
+    page = client.get(f"/batches/{batch.pk}/")
+    assert resume_button(batch) in page.content
+    with django_capture_on_commit_callbacks(execute=False) as sends:
+        response = client.post(f"/batches/{batch.pk}/resume/")
+    assert response.status_code == 302 and len(sends) == 1
+    assert batch.jobs.get().status == JobStatus.QUEUED
 
 
 def test_an_htmx_poll_gets_the_progress_fragment(client, admin_user, batch):
@@ -113,7 +157,33 @@ def test_polling_stops_with_286_once_the_batch_is_finished(client, admin_user, b
     polled = client.get(f"/batches/{batch.pk}/", headers={"HX-Request": "true"})
     assert polled.status_code == 286
     assert b"every 2s" not in polled.content
-    assert f'formaction="/batches/{batch.pk}/resume/"'.encode() in polled.content
+    assert resume_button(batch) not in polled.content  # every session ran: nothing to resume
+
+
+def test_resuming_a_batch_with_nothing_to_resume_is_refused(client, admin_user, batch):
+    batch.jobs.update(status=JobStatus.SUCCEEDED)
+    GenerationBatch.objects.filter(pk=batch.pk).update(status=JobStatus.SUCCEEDED)
+    client.force_login(admin_user)
+    response = client.post(f"/batches/{batch.pk}/resume/")
+    assert response.status_code == 400
+    assert b"Nothing to resume" in response.content
+    batch.refresh_from_db()
+    assert batch.status == JobStatus.SUCCEEDED
+    assert batch.jobs.get().status == JobStatus.SUCCEEDED
+
+
+def test_a_batch_stopped_by_its_cost_ceiling_says_so_with_the_spend(client, admin_user, batch):
+    reason = "stopped: cost ceiling $0.25 reached ($0.1704 spent)"
+    batch.jobs.update(status=JobStatus.CANCELLED, error=reason)
+    GenerationBatch.objects.filter(pk=batch.pk).update(
+        status=JobStatus.CANCELLED, error=reason, params=PARAMS | {"max_cost_usd": 0.25}
+    )
+    client.force_login(admin_user)
+    page = client.get(f"/batches/{batch.pk}/")
+    assert b'<span class="value" id="batch-status">Cancelled</span>' in page.content
+    assert f'<p class="error" id="batch-reason">{reason}</p>'.encode() in page.content
+    assert b"cost ceiling $0.25" in page.content
+    assert resume_button(batch) in page.content  # its cancelled session can run again
 
 
 def test_cancelling_a_batch_stops_its_jobs_and_goes_back_to_it(
@@ -134,9 +204,11 @@ def test_resuming_a_cancelled_batch_queues_its_jobs_again(
         status=JobStatus.CANCELLED, cancel_requested=True
     )
     client.force_login(admin_user)
-    with django_capture_on_commit_callbacks(execute=False):
+    page = client.get(f"/batches/{batch.pk}/")
+    assert resume_button(batch) in page.content
+    with django_capture_on_commit_callbacks(execute=False) as sends:
         response = client.post(f"/batches/{batch.pk}/resume/")
-    assert response.status_code == 302
+    assert response.status_code == 302 and len(sends) == 1
     assert batch.jobs.get().status == JobStatus.QUEUED
     batch.refresh_from_db()
     assert batch.is_active and not batch.cancel_requested

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib import messages
 from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,6 +16,7 @@ from collection.forms import GenerateForm
 from collection.jobs.batches import (
     GenerationParams,
     batch_stats,
+    can_resume,
     cancel_batch,
     refresh_status,
     resume_batch,
@@ -45,15 +49,21 @@ def batch_list(request: HtmxHttpRequest) -> HttpResponse:
     )
 
 
+def _detail_context(batch: GenerationBatch) -> dict[str, Any]:
+    return {
+        "batch": batch,
+        "params": GenerationParams.model_validate(batch.params),
+        "stats": batch_stats(batch),
+        "can_resume": can_resume(batch),
+        "jobs": batch.jobs.select_related("task", "execution__training_example"),
+    }
+
+
 @require_GET
 @require_perm(GENERATE)
 def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     batch = refresh_status(get_object_or_404(GenerationBatch, pk=pk))
-    context = {
-        "batch": batch,
-        "stats": batch_stats(batch),
-        "jobs": batch.jobs.select_related("task", "execution__training_example"),
-    }
+    context = _detail_context(batch)
     if not request.htmx:
         return render(request, "collection/batch_detail.html", context)
     response = render(request, "collection/batch_detail.html#progress", context)
@@ -66,5 +76,9 @@ def batch_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse
     batch = get_object_or_404(GenerationBatch, pk=pk)
     if action not in ACTIONS:
         raise Http404(f"unknown batch action {action!r}")
+    if action == "resume" and not can_resume(batch):
+        messages.error(request, "Nothing to resume: every planned session has run or is running.")
+        context = _detail_context(refresh_status(batch))
+        return render(request, "collection/batch_detail.html", context, status=400)
     ACTIONS[action](batch)
     return redirect("collection-batch-detail", pk=batch.pk)

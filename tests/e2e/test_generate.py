@@ -23,6 +23,11 @@ def test_an_admin_generates_a_batch_and_sees_it_finish(page, live_server, admin_
         expect(page.locator("#batch-finished")).to_have_text("1 / 1", timeout=90_000)
     expect(page.locator("#batch-status")).to_have_text("Succeeded")
     expect(page.locator("#batch-progress")).not_to_have_attribute("hx-trigger", "every 2s")
+    # No seed given: a fresh one, shown so that the batch can be reproduced.
+    batch.refresh_from_db()
+    expect(page.locator("#batch-seed")).to_have_text(str(batch.params["seed"]))
+    # Every session ran: nothing to resume, so no Resume button.
+    expect(page.locator("#batch-progress button", has_text="Resume")).to_have_count(0)
     page.click("#batch-progress td a")  # the example's quality score links to it
     expect(page.locator("h2", has_text="Trajectory")).to_be_visible()
     expect(page.locator(".msg-assistant").first).to_be_visible()

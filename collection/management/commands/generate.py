@@ -28,7 +28,9 @@ class Command(BaseCommand):
         parser.add_argument("--difficulties", help="comma-separated (default: all)")
         parser.add_argument("--no-chains", action="store_true")
         parser.add_argument("--no-multi-agent", action="store_true")
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--seed", type=int, help="default: a fresh random one; the same seed reproduces a batch"
+        )
         parser.add_argument("--concurrency", type=int, default=2)
         parser.add_argument("--backend", choices=["scripted", "claude"], default="scripted")
         parser.add_argument("--model")
@@ -44,9 +46,11 @@ class Command(BaseCommand):
             cancel_batch(self._batch(o["cancel"]))
             self.stdout.write(f"batch {o['cancel']} cancelled")
             return
-        batch = resume_batch(self._batch(o["resume"])) if o["resume"] else self._start(o)
+        batch = self._resume(o["resume"]) if o["resume"] else self._start(o)
         params = GenerationParams.model_validate(batch.params)
-        self.stdout.write(f"batch {batch.pk}: {batch.jobs.count()} sessions planned")
+        self.stdout.write(
+            f"batch {batch.pk}: {batch.jobs.count()} sessions planned (seed {params.seed})"
+        )
         if o["no_wait"]:
             return
         with (
@@ -58,6 +62,8 @@ class Command(BaseCommand):
             f"{stats['total_examples']} examples, {stats['golden_examples']} golden, "
             f"${stats['total_cost_usd']:.4f}, {stats['wall_time_s']}s"
         )
+        if stats["reason"]:
+            self.stdout.write(f"  batch {stats['status']}: {stats['reason']}")
         for name in ("by_category", "by_difficulty", "by_execution_status"):
             self.stdout.write(f"  {name}: {stats[name]}")
         for failure in stats["failures"][:20]:
@@ -80,6 +86,12 @@ class Command(BaseCommand):
         try:
             return start_batch(GenerationParams(**fields))
         except (ValidationError, ValueError) as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _resume(self, pk: int) -> GenerationBatch:
+        try:
+            return resume_batch(self._batch(pk))
+        except ValueError as exc:
             raise CommandError(str(exc)) from exc
 
     def _batch(self, pk: int) -> GenerationBatch:

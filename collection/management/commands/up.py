@@ -98,7 +98,9 @@ class Command(BaseCommand):
 
         if TrainingExample.objects.exists() or GenerationBatch.objects.exists():
             return
-        batch = start_batch(GenerationParams(examples_per_category=1), name="demo dataset")
+        # Seed 0: every fresh install shows the same demo sessions.
+        demo = GenerationParams(examples_per_category=1, seed=0)
+        batch = start_batch(demo, name="demo dataset")
         self.stdout.write(
             f"seeding a demo dataset: {batch.jobs.count()} scripted sessions, one per "
             "category, run by the worker (watch them appear on the dashboard)"
