@@ -114,6 +114,8 @@ def test_max_turns_ends_as_a_failed_execution_with_the_reason(tmp_path):
     assert seen[-1].subtype == "error_max_turns"
     assert ex.status == TaskStatus.FAILED and ex.success is False
     assert "error_max_turns" in ex.error
+    # The verifier still judged the workspace the agent left, for the reviewer.
+    assert ex.performance_metrics["verifier"]["exit_code"] == 1
     assert ex.messages.filter(type="result").count() == 1
     assert ex.tool_calls.count() >= 2
 

@@ -236,9 +236,12 @@ class _SessionRun:
             )
             return
         outcome = Outcome.from_result(result)
-        if outcome.status == TaskStatus.COMPLETED:
+        if not outcome.infrastructure:
+            # Also when the CLI stopped the agent (turns, budget): the reviewer sees how far
+            # the workspace got. Success stays False for a session that did not complete.
             execution = self.recorder.execution
             outcome.verifier = await self.collector.verify(execution, self.options, self.verifier)
+        if outcome.status == TaskStatus.COMPLETED:
             outcome.success = outcome.verifier.passed if outcome.verifier else True
         self.outcome = outcome
 
