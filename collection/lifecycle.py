@@ -17,6 +17,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from collection.duplicates import mark_duplicates
 from collection.models import (
     TOKEN_FIELDS,
     Execution,
@@ -210,7 +211,7 @@ def finish(
         TrainingExample.objects.filter(execution=execution).delete()
         return None
     example, _ = TrainingExample.objects.get_or_create(execution=execution)
-    return apply_score(example, scorer)
+    return mark_duplicates(apply_score(example, scorer))
 
 
 def tool_metrics(execution: Execution) -> dict[str, Any]:

@@ -290,6 +290,12 @@ class TrainingExample(models.Model):
         related_name="reviewed_examples",
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
+    # sha256 of the task and what the trajectory says (`collection.duplicates`); "" when the
+    # trajectory is empty. Examples sharing one are duplicates of the earliest of them.
+    fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

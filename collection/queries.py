@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from django.db.models import QuerySet
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -9,7 +11,9 @@ from collection.models import Difficulty, Source, TaskStatus, TrainingExample
 
 
 class ExampleFilters(BaseModel):
-    """Filters as the seed names them (`min_quality`, `category`, `is_golden`, `difficulty`)."""
+    """Filters as the seed names them (`min_quality`, `category`, `is_golden`, `difficulty`),
+    and ours. `duplicates`: "include" (the default), "exclude" (leave out examples that are a
+    duplicate of an earlier one, `collection.duplicates`) or "only"."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -23,6 +27,7 @@ class ExampleFilters(BaseModel):
     source: Source | None = None
     tag: str | None = None
     q: str | None = Field(default=None, description="text in the task name or description")
+    duplicates: Literal["include", "exclude", "only"] = "include"
 
     @classmethod
     def from_query(cls, params: dict[str, str]) -> ExampleFilters:
@@ -44,6 +49,8 @@ def filter_examples(filters: ExampleFilters | dict | None = None) -> QuerySet[Tr
         "execution__source": f.source,
     }
     qs = qs.filter(**{k: v for k, v in lookups.items() if v is not None})
+    if f.duplicates != "include":
+        qs = qs.filter(duplicate_of__isnull=f.duplicates == "exclude")
     if f.tag:
         # JSON containment isn't portable to SQLite; tags are short, so match in Python.
         ids = [e.pk for e in qs.only("id", "tags") if f.tag in e.tags]

@@ -78,7 +78,7 @@ class TaskExecution(BaseModel):
     actions: list[ActionRecord] = Field(default_factory=list)
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     outcome: str = ""
-    success: bool = False
+    success: bool | None = False  # None: unknown (an imported session without a verdict)
     cost_usd: float = 0.0
     duration_ms: int = 0
     num_turns: int = 0
@@ -113,7 +113,7 @@ class TaskExecution(BaseModel):
                 for c in execution.tool_calls.all()
             ],
             outcome=execution.outcome,
-            success=bool(execution.success),
+            success=execution.success,
             cost_usd=execution.cost_usd,
             duration_ms=execution.duration_ms or 0,
             num_turns=execution.num_turns,

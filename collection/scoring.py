@@ -1,10 +1,28 @@
 """Quality scoring: the seed's weighted default, custom scorers, golden flags and rescoring.
 
-A scorer is any callable taking a `TaskExecution` record and returning a float in [0, 1].
-The default weighs success 40%, efficiency 30%, cost 20% and tool usage 10%; an example at or
-above the golden threshold (0.8) is golden. Weights, budgets and thresholds live in
-`settings.TRAININGDASH_SCORING`; `settings.TRAININGDASH_QUALITY_SCORER` may name a custom
-scorer by dotted path.
+A scorer is any callable taking a `TaskExecution` record and returning a float in [0, 1]:
+
+    def custom_scorer(execution: TaskExecution) -> float:
+        return 1.0 if execution.success and execution.cost_usd < 0.05 else 0.3
+
+The default weighs success 40%, efficiency 30%, cost 20% and tool usage 10%, with rules so
+that a score tells a hard verified fix from a trivial or unverified session:
+
+- The success share is earned by a verified success only (`success` True). A failed session
+  and one whose success is unknown (`success` None: an imported session without a result or a
+  verdict) both get 0 for it; an unknown one therefore scores at most 0.6.
+- Tool usage is 0 when the task requires tools and none were used.
+- A trivial session, one that used no tool (no tool call, no action naming a tool) and whose
+  answer (`outcome`) is shorter than `trivial_answer_chars` (200) characters, is capped at
+  `trivial_cap` (0.5) whatever its turns and cost: a one-turn "4" is not a golden example.
+
+Golden, decided by `apply_score` whatever the scorer: a score at or above the golden threshold
+(0.8) makes an example golden only if its execution's success is verified (`success` True); an
+unknown or failed session is never golden by score alone. A reviewer's ruling (`reviewed_at`
+set) always wins: neither scoring nor rescoring overturns it.
+
+Weights, budgets and thresholds live in `settings.TRAININGDASH_SCORING`;
+`settings.TRAININGDASH_QUALITY_SCORER` may name a custom scorer by dotted path.
 """
 
 from __future__ import annotations
@@ -28,15 +46,21 @@ class ScoringError(Exception):
     """A scorer is misconfigured or returned something that is not a score. Retrying won't help."""
 
 
+# A session with no tool use and an answer shorter than this is trivial, and capped.
+TRIVIAL_ANSWER_CHARS = 200
+TRIVIAL_CAP = 0.5
+
+
 class DefaultQualityScorer:
-    """success 40%, efficiency 30%, cost 20%, tool usage 10% (weights from settings)."""
+    """success 40%, efficiency 30%, cost 20%, tool usage 10% (weights from settings); only a
+    verified success earns its share, and a trivial session (no tools, short answer) is capped."""
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         self.config = config or settings.TRAININGDASH_SCORING
 
     def components(self, execution: TaskExecution) -> dict[str, float]:
         return {
-            "success": 1.0 if execution.success else 0.0,
+            "success": 1.0 if execution.success is True else 0.0,
             "efficiency": self._efficiency(execution),
             "cost": self._cost(execution),
             "tool_usage": self._tool_usage(execution),
@@ -45,7 +69,16 @@ class DefaultQualityScorer:
     def __call__(self, execution: TaskExecution) -> float:
         weights = self.config["weights"]
         parts = self.components(execution)
-        return round(sum(weights[name] * value for name, value in parts.items()), 4)
+        total = sum(weights[name] * value for name, value in parts.items())
+        if self.is_trivial(execution):
+            total = min(total, self.config.get("trivial_cap", TRIVIAL_CAP))
+        return round(total, 4)
+
+    def is_trivial(self, execution: TaskExecution) -> bool:
+        """No tool used and a short answer: a session that shows nothing worth learning."""
+        shortest = self.config.get("trivial_answer_chars", TRIVIAL_ANSWER_CHARS)
+        used_tools = execution.tool_calls or any(a.tool_name for a in execution.actions)
+        return not used_tools and len(execution.outcome.strip()) < shortest
 
     def _efficiency(self, execution: TaskExecution) -> float:
         budget = self.config["turn_budget"][execution.task.difficulty]
@@ -93,11 +126,18 @@ def score(execution: TaskExecution, scorer: Scorer | str | None = None) -> float
 
 
 def is_golden(quality_score: float) -> bool:
+    """Whether a score reaches the golden threshold (see `earns_golden` for the whole rule)."""
     return quality_score >= settings.TRAININGDASH_SCORING["golden_threshold"]
 
 
+def earns_golden(quality_score: float, success: bool | None) -> bool:
+    """Golden by score alone: at the threshold, and only for a verified success."""
+    return success is True and is_golden(quality_score)
+
+
 def apply_score(example: TrainingExample, scorer: Scorer | str | None = None) -> TrainingExample:
-    """Score an example's execution and set its golden flag, unless a reviewer has ruled on it.
+    """Score an example's execution and set its golden flag (`earns_golden`: the threshold and
+    a verified success), unless a reviewer has ruled on it.
 
     Whether a reviewer has ruled is decided by the UPDATE, from the row as it is now, not from
     `example` as it was read: a ruling made while a rescore runs is never overturned.
@@ -108,7 +148,9 @@ def apply_score(example: TrainingExample, scorer: Scorer | str | None = None) ->
     rows = TrainingExample.objects.filter(pk=example.pk)
     with transaction.atomic():
         rows.update(quality_score=quality, updated_at=timezone.now())
-        rows.filter(reviewed_at__isnull=True).update(is_golden=is_golden(quality))
+        rows.filter(reviewed_at__isnull=True).update(
+            is_golden=earns_golden(quality, record.success)
+        )
     example.refresh_from_db()
     return example
 

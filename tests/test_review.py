@@ -11,7 +11,7 @@ from django.db import connection
 from collection.models import TrainingExample
 from collection.review import review_example, set_golden
 from collection.scoring import rescore
-from tests.factories import make_example, make_execution
+from tests.factories import make_example, make_execution, make_tool_call
 
 WAIT = 30  # seconds a thread waits for the other before the test fails
 
@@ -24,7 +24,11 @@ def low() -> TrainingExample:
 
 
 def high() -> TrainingExample:
-    return make_example(make_execution(), quality_score=0.9, is_golden=True)
+    """An example the default scorer rates golden: a verified fix that used the task's tools."""
+    execution = make_execution()
+    for n, name in enumerate(["Read", "Edit", "Bash"]):
+        make_tool_call(execution, n, name=name)
+    return make_example(execution, quality_score=0.9, is_golden=True)
 
 
 def test_a_review_records_the_ruling_and_who_made_it(reviewer):

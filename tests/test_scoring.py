@@ -3,11 +3,12 @@ from __future__ import annotations
 import pytest
 
 from collection.models import TrainingExample
-from collection.schema import TaskDefinition, TaskExecution, ToolCallRecord
+from collection.schema import ActionRecord, TaskDefinition, TaskExecution, ToolCallRecord
 from collection.scoring import (
     DefaultQualityScorer,
     ScoringError,
     apply_score,
+    earns_golden,
     is_golden,
     rescore,
     score,
@@ -26,6 +27,13 @@ OK_CALLS = [
 ]
 
 
+ANSWER = (
+    "Fixed add() in calc.py: it subtracted its second argument instead of adding it. "
+    "tests/test_math.py now passes (3 passed); no other module calls add(), so nothing else "
+    "changes. I also added a test for negative numbers."
+)
+
+
 def run(**kw) -> TaskExecution:
     fields = {
         "task": TASK,
@@ -38,6 +46,7 @@ def run(**kw) -> TaskExecution:
 
 
 # The seed's table: success 40%, efficiency 30%, cost 20%, tool usage 10% (easy: 6 turns, $0.10).
+# One row differs from the seed: "no-tools" is now a trivial session (no tool, no answer), capped.
 @pytest.mark.parametrize(
     ("execution", "expected"),
     [
@@ -47,7 +56,7 @@ def run(**kw) -> TaskExecution:
         (run(cost_usd=0.40), 0.4 + 0.3 + 0.2 * 0.25 + 0.1),
         (run(tool_calls=[*OK_CALLS, *[ToolCallRecord(name="Bash", is_error=True)] * 2]), 0.975),
         (run(tool_calls=[ToolCallRecord(name="Read", is_error=False)]), 0.4 + 0.3 + 0.2 + 0.075),
-        (run(tool_calls=[]), 0.9),
+        (run(tool_calls=[]), 0.5),  # the seed said 0.9; no tools and no answer: capped
         (run(success=False, num_turns=60, cost_usd=1.0, tool_calls=[]), 0.03 + 0.02),
     ],
     ids=[
@@ -166,9 +175,129 @@ def test_the_rescore_command_uses_the_named_scorer_and_refuses_a_bad_one():
 def test_apply_score_on_a_stale_copy_keeps_a_ruling_made_since_it_was_read(reviewer):
     from collection.review import review_example
 
-    stale = make_example(make_execution())  # scores 0.9: golden, unless a reviewer says not
+    # Scores 0.9 (no tools used, but a real answer): golden, unless a reviewer says not.
+    stale = make_example(make_execution(outcome=ANSWER))
     fresh = TrainingExample.objects.get(pk=stale.pk)
     review_example(fresh, reviewer, is_golden=False, validated=True, validator_notes="", tags=[])
     scored = apply_score(stale)
     assert (scored.quality_score, scored.is_golden, scored.reviewer) == (0.9, False, reviewer)
     assert not TrainingExample.objects.get(pk=stale.pk).is_golden
+
+
+# --- telling a hard verified fix from a trivial or unverified session ---------------------------
+
+HARD = TaskDefinition(
+    name="Fix a race in the job lease",
+    category="debugging",
+    difficulty="hard",
+    required_tools=["Read", "Edit", "Bash"],
+)
+QUESTION = TaskDefinition(name="What is 2+2?", category="imported", difficulty="medium")
+
+
+@pytest.mark.parametrize(
+    ("execution", "expected"),
+    [
+        (
+            run(
+                task=HARD,
+                num_turns=14,
+                cost_usd=0.42,
+                outcome=ANSWER,
+                tool_calls=[*OK_CALLS, ToolCallRecord(name="Bash", is_error=False)],
+            ),
+            1.0,
+        ),
+        (run(success=None), 0.6),
+        (run(task=QUESTION, num_turns=1, cost_usd=0.001, outcome="4", tool_calls=[]), 0.5),
+        (run(task=QUESTION, num_turns=1, cost_usd=0.001, outcome=ANSWER, tool_calls=[]), 1.0),
+        (run(task=QUESTION, outcome="4", tool_calls=[], success=None), 0.5),
+        (
+            run(
+                task=QUESTION,
+                outcome="4",
+                tool_calls=[],
+                actions=[
+                    ActionRecord(
+                        agent_id="dev",
+                        agent_role="specialist",
+                        action_type="tool_use",
+                        tool_name="Write",
+                    )
+                ],
+            ),
+            1.0,
+        ),
+    ],
+    ids=[
+        "verified-hard-fix",
+        "unknown-success",
+        "trivial-answer",
+        "no-tools-but-a-real-answer",
+        "trivial-and-unknown",
+        "a-tool-used-by-a-tracked-agent",
+    ],
+)
+def test_only_verified_success_earns_its_share_and_a_trivial_session_is_capped(execution, expected):
+    assert score(execution) == pytest.approx(expected, abs=1e-4)
+
+
+def test_the_test_answer_is_long_enough_not_to_be_trivial():
+    assert len(ANSWER.strip()) >= 200
+
+
+def test_the_trivial_cap_and_length_come_from_settings(settings):
+    settings.TRAININGDASH_SCORING = settings.TRAININGDASH_SCORING | {
+        "trivial_answer_chars": 2,
+        "trivial_cap": 0.3,
+    }
+    assert score(run(task=QUESTION, outcome="4", tool_calls=[])) == 0.3
+    assert score(run(task=QUESTION, outcome="42", tool_calls=[])) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("quality", "success", "golden"),
+    [
+        (1.0, True, True),
+        (0.8, True, True),
+        (0.7999, True, False),
+        (1.0, None, False),
+        (1.0, False, False),
+    ],
+)
+def test_golden_by_score_needs_a_verified_success(quality, success, golden):
+    assert earns_golden(quality, success) is golden
+
+
+def always_perfect(execution):
+    return 1.0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("success", "golden"),
+    [(True, True), (None, False), (False, False)],
+    ids=["verified", "unknown", "failed"],
+)
+def test_apply_score_makes_only_a_verified_success_golden_whatever_the_scorer(success, golden):
+    example = apply_score(make_example(make_execution(success=success)), always_perfect)
+    assert (example.quality_score, example.is_golden) == (1.0, golden)
+
+
+@pytest.mark.django_db
+def test_an_imported_session_of_unknown_success_is_not_golden():
+    task = make_task(category="imported", difficulty="medium", required_tools=[])
+    execution = make_execution(task, source="imported", success=None, outcome=ANSWER)
+    example = apply_score(make_example(execution))
+    assert (example.quality_score, example.is_golden) == (0.6, False)
+
+
+@pytest.mark.django_db
+def test_a_reviewers_golden_ruling_on_an_unverified_session_survives_a_rescore(reviewer):
+    from collection.review import review_example
+
+    example = make_example(make_execution(success=None, outcome="4"))
+    review_example(example, reviewer, is_golden=True, validated=True, validator_notes="", tags=[])
+    assert rescore(TrainingExample.objects.all()) == 1
+    example.refresh_from_db()
+    assert (example.quality_score, example.is_golden, example.reviewer) == (0.5, True, reviewer)
