@@ -46,6 +46,12 @@ class GenerateForm(forms.Form):
         min_value=1, max_value=64, initial=2, help_text="sessions of this batch running at once"
     )
     backend = forms.ChoiceField(choices=[("scripted", "Scripted model"), ("claude", "Claude")])
+    model = forms.CharField(
+        required=False,
+        max_length=100,
+        help_text="For Claude: the model name (a gateway may route only some). Empty: the "
+        "CLI's default.",
+    )
     max_cost_usd = forms.FloatField(
         required=False,
         min_value=0.0001,

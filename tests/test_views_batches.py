@@ -229,3 +229,19 @@ def test_an_unknown_batch_action_is_a_404(client, admin_user, batch):
     client.force_login(admin_user)
     assert client.post(f"/batches/{batch.pk}/explode/").status_code == 404
     assert batch.jobs.get().status == JobStatus.QUEUED
+
+
+def test_the_batch_form_passes_a_model_to_every_session(
+    client, admin_user, django_capture_on_commit_callbacks
+):
+    client.force_login(admin_user)
+    form = {"examples_per_category": 1, "categories": ["testing"], "concurrency": 1}
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(
+            "/batches/", form | {"backend": "claude", "model": "claude-via-gateway"}
+        )
+    assert response.status_code == 302
+    batch = GenerationBatch.objects.get()
+    assert batch.params["model"] == "claude-via-gateway"
+    assert [job.spec["model"] for job in batch.jobs.all()] == ["claude-via-gateway"]
+    assert [job.spec["backend"] for job in batch.jobs.all()] == ["claude"]

@@ -50,6 +50,7 @@ from collection.models import (
 )
 from collection.storage import TrainingStorage, seed_storage
 from collection.task_templates import TaskTemplate, TaskTemplateLibrary
+from collection.verification import tail
 from trainingdash import broker
 from trainingdash.broker import InProcessWorkers
 
@@ -417,11 +418,8 @@ def _failure(job: CollectionJob) -> str:
         return job.error
     ex = job.execution
     if ex and ex.success is False:
-        return (
-            ex.error
-            or "verifier failed: "
-            + str((ex.performance_metrics.get("verifier") or {}).get("output", ""))[-300:]
-        )
+        output = str((ex.performance_metrics.get("verifier") or {}).get("output", ""))
+        return ex.error or "verifier failed: " + tail(output, 300)
     return ""
 
 
