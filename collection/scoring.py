@@ -81,8 +81,12 @@ class DefaultQualityScorer:
         return not used_tools and len(execution.outcome.strip()) < shortest
 
     def _efficiency(self, execution: TaskExecution) -> float:
+        """Full marks up to the turn budget (an efficient solve), none at `turn_overrun` times
+        it: a fix found after a long detour is not the trajectory to learn from."""
         budget = self.config["turn_budget"][execution.task.difficulty]
-        return 1.0 if execution.num_turns <= budget else budget / execution.num_turns
+        overrun = self.config.get("turn_overrun", 1.5)
+        over = (execution.num_turns - budget) / (budget * (overrun - 1))
+        return round(min(1.0, max(0.0, 1.0 - over)), 4)
 
     def _cost(self, execution: TaskExecution) -> float:
         budget = self.config["cost_budget_usd"][execution.task.difficulty]

@@ -46,23 +46,27 @@ def run(**kw) -> TaskExecution:
 
 
 # The seed's table: success 40%, efficiency 30%, cost 20%, tool usage 10% (easy: 6 turns, $0.10).
-# One row differs from the seed: "no-tools" is now a trivial session (no tool, no answer), capped.
+# Rows that differ from the seed: "no-tools" is now a trivial session (no tool, no answer),
+# capped; efficiency now falls linearly from the turn budget to 0 at 1.5 times it ("slow",
+# "a-little-slow", "everything-wrong").
 @pytest.mark.parametrize(
     ("execution", "expected"),
     [
         (run(), 1.0),
         (run(success=False), 0.6),
-        (run(num_turns=12), 0.4 + 0.3 * 0.5 + 0.2 + 0.1),
+        (run(num_turns=12), 0.4 + 0.3 * 0.0 + 0.2 + 0.1),
+        (run(num_turns=7), 0.4 + 0.3 * 0.6667 + 0.2 + 0.1),
         (run(cost_usd=0.40), 0.4 + 0.3 + 0.2 * 0.25 + 0.1),
         (run(tool_calls=[*OK_CALLS, *[ToolCallRecord(name="Bash", is_error=True)] * 2]), 0.975),
         (run(tool_calls=[ToolCallRecord(name="Read", is_error=False)]), 0.4 + 0.3 + 0.2 + 0.075),
         (run(tool_calls=[]), 0.5),  # the seed said 0.9; no tools and no answer: capped
-        (run(success=False, num_turns=60, cost_usd=1.0, tool_calls=[]), 0.03 + 0.02),
+        (run(success=False, num_turns=60, cost_usd=1.0, tool_calls=[]), 0.0 + 0.02),
     ],
     ids=[
         "perfect",
         "failed",
         "slow",
+        "a-little-slow",
         "expensive",
         "tool-errors",
         "missing-tool",
@@ -75,8 +79,8 @@ def test_default_scorer_weighs_success_efficiency_cost_and_tools(execution, expe
 
 
 def test_components_are_reported_separately():
-    parts = DefaultQualityScorer().components(run(num_turns=12))
-    assert parts == {"success": 1.0, "efficiency": 0.5, "cost": 1.0, "tool_usage": 1.0}
+    parts = DefaultQualityScorer().components(run(num_turns=7))
+    assert parts == {"success": 1.0, "efficiency": 0.6667, "cost": 1.0, "tool_usage": 1.0}
 
 
 def test_golden_starts_at_the_threshold(settings):
@@ -201,7 +205,7 @@ QUESTION = TaskDefinition(name="What is 2+2?", category="imported", difficulty="
         (
             run(
                 task=HARD,
-                num_turns=14,
+                num_turns=10,
                 cost_usd=0.42,
                 outcome=ANSWER,
                 tool_calls=[*OK_CALLS, ToolCallRecord(name="Bash", is_error=False)],

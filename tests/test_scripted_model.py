@@ -515,3 +515,24 @@ def test_text_only_sessions_answer_with_the_echo_policy(
     (reply,) = session.blocks(TextBlock)
     assert reply.text == "Scripted reply to: Say hi"
     assert session.result.subtype == "success" and session.result.num_turns == 1
+
+
+def test_an_exploring_session_looks_around_before_its_work_and_keeps_its_steps():
+    from collection.scripted_model.script import parse_script, plan
+
+    steps = [
+        {"tool": "Read", "input": {"file_path": "calc.py"}},
+        {"tool": "Edit", "input": {"file_path": "calc.py", "old_string": "-", "new_string": "+"}},
+        {"text": "Fixed."},
+    ]
+    explorer = parse_script({"steps": steps, "variation": {"explore": 1.0}})
+    plain = parse_script({"steps": steps})
+    for seed in ("1", "2", "3"):
+        played = plan(explorer, seed)
+        looks = [s for s in played if s.kind == "wander"]
+        assert 3 <= len(looks) <= 10
+        # The looks come before the work (the Edit); the real steps are all still played.
+        edit_at = next(i for i, s in enumerate(played) if s.tool == "Edit")
+        assert all(played.index(s) < edit_at for s in looks)
+        assert [s.tool for s in played if s.kind == "step"] == ["Read", "Edit", None]
+        assert [s.tool for s in plan(plain, seed)] == ["Read", "Edit", None]

@@ -183,6 +183,7 @@ def test_a_session_job_spec_plays_the_script_with_the_difficulty_default_knobs()
         "tool_error": 0.0,
         "give_up": 0.0,
         "redundant": 0.0,
+        "explore": 0.0,
     }
     assert "outcome" not in straight  # an explicit variation plays the success path
     assert template.job_spec(backend="claude").script is None

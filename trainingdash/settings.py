@@ -176,8 +176,10 @@ TRAININGDASH_SCORING: dict[str, Any] = {
     "golden_threshold": float(os.environ.get("TRAININGDASH_GOLDEN_THRESHOLD", "0.8")),
     # Default minimum score for "high quality" filters and exports.
     "min_quality": float(os.environ.get("TRAININGDASH_MIN_QUALITY", "0.5")),
-    # Turn and cost budgets per difficulty: at or under budget scores 1.0.
-    "turn_budget": {"easy": 6, "medium": 10, "hard": 16, "expert": 24},
+    # Turn and cost budgets per difficulty: at or under budget scores 1.0. Turns: what an
+    # efficient solve takes; efficiency falls to 0 at turn_overrun times the budget.
+    "turn_budget": {"easy": 6, "medium": 8, "hard": 10, "expert": 12},
+    "turn_overrun": 1.5,
     "cost_budget_usd": {"easy": 0.10, "medium": 0.25, "hard": 0.50, "expert": 1.00},
 }
 # Dotted path of a callable(TaskExecution) -> float used instead of the default scorer.

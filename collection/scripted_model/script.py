@@ -11,8 +11,10 @@ A script is JSON, either a list of steps or ``{"steps": [...], "variation": {...
 
 ``variation`` holds probabilities: ``wander`` (an extra look around before a step),
 ``tool_error`` (a failing Read/Edit/Bash before the real one), ``give_up`` (stop with an
-apology before the first edit) and ``redundant`` (read a file or run a command twice). They
-are drawn from the session seed only, so the same seed always plays the same steps.
+apology before the first edit), ``redundant`` (read a file or run a command twice) and
+``explore`` (look around at length, 3 to 10 extra turns, before starting the work: thorough
+agents and lost ones both do). They are drawn from the session seed only, so the same seed
+always plays the same steps.
 
 ``outcome`` (default ``success``) is how the session ends, played as real tool calls; whether
 it succeeded is still decided by the task's verifier afterwards, never by this field:
@@ -41,7 +43,7 @@ from .turns import Turn
 SUBAGENT_TOOLS = ("Agent", "Task")  # the CLI's API name is Agent; older builds said Task
 MUTATING_TOOLS = ("Edit", "Write", "NotebookEdit")
 WORK_TOOLS = (*MUTATING_TOOLS, *SUBAGENT_TOOLS)  # a delegation does the coordinator's edits
-KNOBS = ("wander", "tool_error", "give_up", "redundant")
+KNOBS = ("wander", "tool_error", "give_up", "redundant", "explore")
 FAILURE_MODES = ("wrong_fix", "partial", "give_up", "loop", "max_turns", "budget")
 OUTCOMES = ("success", *FAILURE_MODES)
 # Near misses for wrong_fix, strongest first, tried on the code lines a fix changes: the kind
@@ -107,6 +109,7 @@ class Script:
     tool_error: float = 0.0
     give_up: float = 0.0
     redundant: float = 0.0
+    explore: float = 0.0
     outcome: str = "success"
 
     @property
@@ -201,6 +204,14 @@ def plan(script: Script, seed: str) -> list[Step]:
     elif outcome in ("max_turns", "budget"):
         tool_steps = tool_steps[:first_work]
         final = Step(tool="explore", text="Let me look around some more.", kind="explore")
+    # Drawn only when the knob is set, so older seeds keep their plans.
+    if script.explore and rng.random() < script.explore:
+        at = min(first_work, len(tool_steps))
+        looks = [
+            Step(tool=rng.choice(("list", "search", "read")), kind="wander")
+            for _ in range(rng.randint(3, 10))
+        ]
+        tool_steps = [*tool_steps[:at], *looks, *tool_steps[at:]]
     return [*_with_noise(tool_steps, script, rng), *tail, final]
 
 

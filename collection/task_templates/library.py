@@ -132,8 +132,12 @@ class TaskTemplate:
 
     @property
     def variation(self) -> Variation:
-        """The default knobs: the manifest's, else those of the template's difficulty."""
-        return self.manifest.variation or DEFAULT_VARIATION[self.difficulty]
+        """The default knobs: those of the template's difficulty, with what the manifest sets
+        on top (a knob the manifest leaves out keeps the difficulty's value)."""
+        default = DEFAULT_VARIATION[self.difficulty]
+        if self.manifest.variation is None:
+            return default
+        return default.model_copy(update=self.manifest.variation.model_dump(exclude_unset=True))
 
     @property
     def job_kind(self) -> JobKindName:

@@ -60,14 +60,23 @@ class Variation(BaseModel):
     tool_error: float = Field(default=0.0, ge=0, le=1)
     give_up: float = Field(default=0.0, ge=0, le=1)
     redundant: float = Field(default=0.0, ge=0, le=1)
+    explore: float = Field(default=0.0, ge=0, le=1)
 
 
 # Harder templates play worse on average, so a batch holds a real spread of quality.
 DEFAULT_VARIATION = {
-    Difficulty.EASY: Variation(wander=0.05, tool_error=0.05, give_up=0.03, redundant=0.10),
-    Difficulty.MEDIUM: Variation(wander=0.10, tool_error=0.10, give_up=0.06, redundant=0.15),
-    Difficulty.HARD: Variation(wander=0.20, tool_error=0.15, give_up=0.12, redundant=0.20),
-    Difficulty.EXPERT: Variation(wander=0.30, tool_error=0.25, give_up=0.20, redundant=0.25),
+    Difficulty.EASY: Variation(
+        wander=0.05, tool_error=0.05, give_up=0.03, redundant=0.10, explore=0.25
+    ),
+    Difficulty.MEDIUM: Variation(
+        wander=0.10, tool_error=0.10, give_up=0.06, redundant=0.15, explore=0.35
+    ),
+    Difficulty.HARD: Variation(
+        wander=0.20, tool_error=0.15, give_up=0.12, redundant=0.20, explore=0.45
+    ),
+    Difficulty.EXPERT: Variation(
+        wander=0.30, tool_error=0.25, give_up=0.20, redundant=0.25, explore=0.55
+    ),
 }
 
 
