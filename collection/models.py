@@ -153,6 +153,26 @@ class Execution(models.Model):
     def total_tokens(self) -> int:
         return sum(getattr(self, name) for name in TOKEN_FIELDS)
 
+    @property
+    def verdict(self) -> str:
+        """How the session ended, in a few words: passed, the verifier said no, or its status."""
+        if self.success:
+            return "passed"
+        if self.status == TaskStatus.COMPLETED and self.success is False:
+            return "verifier failed"
+        return str(self.get_status_display()).lower()
+
+    @property
+    def failure_line(self) -> str:
+        """Why it did not pass, in one line: its error, else the verifier's last line."""
+        if self.success:
+            return ""
+        if self.error:
+            return self.error.splitlines()[0]
+        output = str((self.performance_metrics.get("verifier") or {}).get("output", ""))
+        lines = [line for line in output.splitlines() if line.strip()]
+        return lines[-1].strip() if lines else ""
+
     def append_message(
         self, payload: dict[str, Any], *, uuid: str = "", step: str = ""
     ) -> tuple[Message, bool]:

@@ -245,3 +245,29 @@ def test_the_batch_form_passes_a_model_to_every_session(
     assert batch.params["model"] == "claude-via-gateway"
     assert [job.spec["model"] for job in batch.jobs.all()] == ["claude-via-gateway"]
     assert [job.spec["backend"] for job in batch.jobs.all()] == ["claude"]
+
+
+def test_the_batch_page_says_how_each_session_ended_and_why(client, admin_user, batch):
+    from tests.factories import make_execution
+
+    [job] = batch.jobs.all()
+    verifier = {"exit_code": 1, "output": "test_x ... FAIL\n\nAssertionError: 45 != 0\n"}
+    passed = make_execution(session_id="a")
+    refused = make_execution(
+        session_id="b", success=False, performance_metrics={"verifier": verifier}
+    )
+    stopped = make_execution(
+        session_id="c", status="failed", success=False, error="error_max_turns; terminal_reason"
+    )
+    CollectionJob.objects.filter(pk=job.pk).update(execution=refused)
+    for n, execution in enumerate([passed, stopped]):
+        CollectionJob.objects.create(
+            task=job.task, batch=batch, plan_key=f"k{n}", execution=execution
+        )
+    client.force_login(admin_user)
+    page = client.get(f"/batches/{batch.pk}/").content.decode()
+    assert '<span class="pass">passed</span>' in page
+    assert '<span class="fail">verifier failed</span>' in page
+    assert '<td class="meta">AssertionError: 45 != 0</td>' in page
+    assert '<span class="fail">failed</span>' in page
+    assert '<td class="meta">error_max_turns; terminal_reason</td>' in page
