@@ -128,18 +128,22 @@ def test_a_running_batch_page_polls_and_offers_cancel(client, admin_user, batch)
     assert resume_button(batch) not in page.content  # its job is on its way to a worker
 
 
+def assert_resume_sends_the_job_again(client, batch, capture) -> None:
+    """The page offers Resume, and resuming queues the batch's one job and sends it once."""
+    assert resume_button(batch) in client.get(f"/batches/{batch.pk}/").content
+    with capture(execute=False) as sends:
+        response = client.post(f"/batches/{batch.pk}/resume/")
+    assert response.status_code == 302 and len(sends) == 1
+    assert batch.jobs.get().status == JobStatus.QUEUED
+
+
 def test_an_interrupted_batch_offers_resume_and_resuming_sends_its_job_again(
     client, admin_user, batch, django_capture_on_commit_callbacks
 ):
     long_ago = timezone.now() - timedelta(hours=1)
     batch.jobs.update(progress={SENT: long_ago.isoformat()})  # its worker never took it
     client.force_login(admin_user)
-    page = client.get(f"/batches/{batch.pk}/")
-    assert resume_button(batch) in page.content
-    with django_capture_on_commit_callbacks(execute=False) as sends:
-        response = client.post(f"/batches/{batch.pk}/resume/")
-    assert response.status_code == 302 and len(sends) == 1
-    assert batch.jobs.get().status == JobStatus.QUEUED
+    assert_resume_sends_the_job_again(client, batch, django_capture_on_commit_callbacks)
 
 
 def test_an_htmx_poll_gets_the_progress_fragment(client, admin_user, batch):
@@ -204,12 +208,7 @@ def test_resuming_a_cancelled_batch_queues_its_jobs_again(
         status=JobStatus.CANCELLED, cancel_requested=True
     )
     client.force_login(admin_user)
-    page = client.get(f"/batches/{batch.pk}/")
-    assert resume_button(batch) in page.content
-    with django_capture_on_commit_callbacks(execute=False) as sends:
-        response = client.post(f"/batches/{batch.pk}/resume/")
-    assert response.status_code == 302 and len(sends) == 1
-    assert batch.jobs.get().status == JobStatus.QUEUED
+    assert_resume_sends_the_job_again(client, batch, django_capture_on_commit_callbacks)
     batch.refresh_from_db()
     assert batch.is_active and not batch.cancel_requested
 
