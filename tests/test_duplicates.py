@@ -183,3 +183,23 @@ def test_the_example_list_leaves_duplicates_out_when_asked(client, viewer):
     assert f'id="example-{first.pk}"' not in only.text
     assert f'id="example-{second.pk}"' in only.text
     assert '<option value="exclude" selected>Without duplicates</option>' in without.text
+
+
+def test_the_mark_duplicates_command_fingerprints_examples_stored_before_detection():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    task = make_task()
+    _, first = collect("sess-a", task)
+    _, second = collect("sess-bb", task)
+    # As they were before duplicate detection existed.
+    TrainingExample.objects.update(fingerprint="", duplicate_of=None)
+    out = StringIO()
+    call_command("mark_duplicates", "--dry-run", stdout=out)
+    assert out.getvalue() == "would fingerprint 2 examples\n"
+    assert not TrainingExample.objects.exclude(fingerprint="").exists()
+    call_command("mark_duplicates", stdout=out)
+    assert out.getvalue().endswith("fingerprinted 2 examples; 1 are duplicates\n")
+    second.refresh_from_db()
+    assert second.duplicate_of == first and len(second.fingerprint) == 64
