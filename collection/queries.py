@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from typing import Literal
 
+from django.db import connection
 from django.db.models import QuerySet
-from pydantic import BaseModel, ConfigDict, Field
+from django.db.models.expressions import RawSQL
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collection.models import Difficulty, Source, TaskStatus, TrainingExample
+
+# What the list can be sorted by (`sort=quality`, `sort=-cost`): name -> model field.
+SORTS = {
+    "task": "execution__task__name",
+    "category": "execution__task__category",
+    "difficulty": "execution__task__difficulty",
+    "status": "execution__status",
+    "quality": "quality_score",
+    "golden": "is_golden",
+    "validated": "validated",
+    "cost": "execution__cost_usd",
+    "turns": "execution__num_turns",
+    "created": "created_at",
+}
 
 
 class ExampleFilters(BaseModel):
@@ -28,6 +44,14 @@ class ExampleFilters(BaseModel):
     tag: str | None = None
     q: str | None = Field(default=None, description="text in the task name or description")
     duplicates: Literal["include", "exclude", "only"] = "include"
+    sort: str | None = Field(default=None, description="a SORTS name, '-' first for descending")
+
+    @field_validator("sort")
+    @classmethod
+    def _known_sort(cls, value: str | None) -> str | None:
+        if value is not None and value.removeprefix("-") not in SORTS:
+            raise ValueError(f"unknown sort {value!r}; choose one of {', '.join(SORTS)}")
+        return value
 
     @classmethod
     def from_query(cls, params: dict[str, str]) -> ExampleFilters:
@@ -52,11 +76,24 @@ def filter_examples(filters: ExampleFilters | dict | None = None) -> QuerySet[Tr
     if f.duplicates != "include":
         qs = qs.filter(duplicate_of__isnull=f.duplicates == "exclude")
     if f.tag:
-        # JSON containment isn't portable to SQLite; tags are short, so match in Python.
-        ids = [e.pk for e in qs.only("id", "tags") if f.tag in e.tags]
-        qs = qs.filter(pk__in=ids)
+        qs = _with_tag(qs, f.tag)
     if f.q:
         qs = qs.filter(execution__task__name__icontains=f.q) | qs.filter(
             execution__task__description__icontains=f.q
         )
+    if f.sort:
+        field = SORTS[f.sort.removeprefix("-")]
+        qs = qs.order_by(f"-{field}" if f.sort.startswith("-") else field, "-id")
     return qs
+
+
+def _with_tag(qs: QuerySet[TrainingExample], tag: str) -> QuerySet[TrainingExample]:
+    """Examples carrying `tag`, decided in the database: JSONB containment on PostgreSQL,
+    JSON1's json_each on SQLite (which has no containment lookup)."""
+    if connection.vendor == "postgresql":
+        return qs.filter(tags__contains=[tag])
+    tagged = RawSQL(
+        "SELECT e.id FROM collection_trainingexample e, json_each(e.tags) t WHERE t.value = %s",
+        [tag],
+    )
+    return qs.filter(pk__in=tagged)

@@ -141,3 +141,20 @@ def test_a_review_is_only_ever_posted(client, reviewer):
     example = make_example()
     client.force_login(reviewer)
     assert client.get(f"/examples/{example.pk}/review/").status_code == 405
+
+
+def test_the_list_filters_by_tag_and_sorts_by_a_column_from_the_url(client, viewer):
+    task = make_task()
+    cheap = make_example(make_execution(task, session_id="a", cost_usd=0.01), tags=["x"])
+    dear = make_example(make_execution(task, session_id="b", cost_usd=0.5), tags=["x"])
+    make_example(make_execution(task, session_id="c"), tags=["y"])
+    client.force_login(viewer)
+    page = client.get("/examples/?tag=x&sort=-cost")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert body.index(f'id="example-{dear.pk}"') < body.index(f'id="example-{cheap.pk}"')
+    assert body.count('id="example-') == 2
+    # The Cost heading now sorts the other way; the others sort by themselves.
+    assert '<a href="?tag=x&amp;sort=cost">Cost</a> ▼' in body
+    assert '<a href="?tag=x&amp;sort=quality">Quality</a>' in body
+    assert client.get("/examples/?sort=colour").status_code == 400

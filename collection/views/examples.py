@@ -35,6 +35,19 @@ def _get_example(pk: int) -> TrainingExample:
     )
 
 
+# The example table's columns: (sort name, heading); see collection.queries.SORTS.
+COLUMNS = [
+    ("task", "Task"),
+    ("category", "Category"),
+    ("difficulty", "Difficulty"),
+    ("status", "Status"),
+    ("quality", "Quality"),
+    ("golden", "Golden"),
+    ("validated", "Validated"),
+    ("cost", "Cost"),
+]
+
+
 @require_GET
 def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     examples = TrainingExample.objects.aggregate(
@@ -52,7 +65,7 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     return render(
         request,
         "collection/dashboard.html",
-        {"examples": examples, "executions": executions, "recent": recent},
+        {"examples": examples, "executions": executions, "recent": recent, "columns": COLUMNS},
     )
 
 
@@ -72,6 +85,8 @@ def example_list(request: HtmxHttpRequest) -> HttpResponse:
         "difficulties": Difficulty.choices,
         "statuses": TaskStatus.choices,
         "sources": Source.choices,
+        "columns": COLUMNS,
+        "sort": filters.sort or "",  # the headings link to sorting by their column
     }
     template = "collection/example_list.html"
     if request.htmx and not request.htmx.boosted:
