@@ -158,3 +158,16 @@ def test_the_list_filters_by_tag_and_sorts_by_a_column_from_the_url(client, view
     assert '<a href="?tag=x&amp;sort=cost">Cost</a> ▼' in body
     assert '<a href="?tag=x&amp;sort=quality">Quality</a>' in body
     assert client.get("/examples/?sort=colour").status_code == 400
+
+
+def test_the_list_says_whether_each_session_passed_and_a_rejected_one_looks_failed(client, viewer):
+    task = make_task()
+    passed = make_example(make_execution(task, session_id="a"))
+    rejected = make_example(make_execution(task, session_id="b", success=False))
+    client.force_login(viewer)
+    body = client.get("/examples/").content.decode()
+    row = body[body.index(f'id="example-{passed.pk}"') :]
+    assert '<span class="badge status-completed">passed</span>' in row.split("</tr>")[0]
+    row = body[body.index(f'id="example-{rejected.pk}"') :]
+    rejected_badge = '<span class="badge status-completed status-failed">verifier failed</span>'
+    assert rejected_badge in row.split("</tr>")[0]
