@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from claude_agent_sdk import ClaudeAgentOptions
 
@@ -47,16 +47,12 @@ class JobRun:
 class Collector:
     """Runs one job kind's session(s) into the job's execution and closes it."""
 
-    kind: ClassVar[str]
-
     async def collect(self, run: JobRun) -> SessionResult:
         raise NotImplementedError
 
 
 class SessionCollector(Collector):
     """One SDK session; sub-agents (a multi-agent job's `agents`) are in its options."""
-
-    kind = JobKind.SESSION
 
     async def collect(self, run: JobRun) -> SessionResult:
         return await TrainingDataCollector().run(
@@ -68,27 +64,19 @@ class SessionCollector(Collector):
         )
 
 
-class MultiAgentSessionCollector(SessionCollector):
-    kind = JobKind.MULTI_AGENT
-
-
 class ChainCollector(Collector):
     """A conversation chain: its steps as sessions, in dependency order, in one execution."""
-
-    kind = JobKind.CHAIN
 
     async def collect(self, run: JobRun) -> SessionResult:
         if run.spec.chain is None:
             raise JobError("a chain job's spec has no chain")
-        keywords = run.session_keywords()
         return await ConversationChainCollector().run_chain(
             run.spec.chain,
             run.task,
             run.spec.prompt,
             run.options,
-            execution=keywords.pop("execution"),
             step_options=lambda step, options: _step_options(run.spec, step, options),
-            **keywords,
+            **run.session_keywords(),
         )
 
 
@@ -112,7 +100,9 @@ def _step_options(
 
 
 COLLECTORS: dict[str, Collector] = {
-    c.kind: c() for c in (SessionCollector, MultiAgentSessionCollector, ChainCollector)
+    JobKind.SESSION: SessionCollector(),
+    JobKind.MULTI_AGENT: SessionCollector(),  # the sub-agents are in the session's options
+    JobKind.CHAIN: ChainCollector(),
 }
 
 
