@@ -87,10 +87,15 @@ class TrainingDataCollector:
         async with self._session(task, prompt, query_func, options, **kwargs) as (_, stream):
             yield stream
 
-    async def run(self, task: TaskDefinition | Task, prompt: str, **kwargs: Any) -> SessionResult:
-        """Collect a whole session."""
-        query_func = kwargs.pop("query_func", query)
-        options = kwargs.pop("options", None)
+    async def run(
+        self,
+        task: TaskDefinition | Task,
+        prompt: str,
+        query_func: Callable[..., AsyncIterator[Any]] = query,
+        options: ClaudeAgentOptions | None = None,
+        **kwargs: Any,
+    ) -> SessionResult:
+        """Collect a whole session (keywords as for `collect_from_query`)."""
         async with self._session(task, prompt, query_func, options, **kwargs) as (run, stream):
             async for _ in stream:
                 pass
