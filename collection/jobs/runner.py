@@ -282,13 +282,12 @@ def claude_env(config_dir: Path, timeout_s: float) -> dict[str, str]:
     """For real Claude (the API, or a gateway named by ANTHROPIC_BASE_URL with its key, both
     inherited from the worker's environment): the session's own config folder, no telemetry,
     error reports or update checks, and API retries that fit in the job's time limit."""
+    from collection.scripted_model.runtime import OFFLINE_ENV  # the CLI kept quiet, as there
+
     config_dir.mkdir(parents=True, exist_ok=True)
     return {
+        **OFFLINE_ENV,
         "CLAUDE_CONFIG_DIR": str(config_dir),
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_ERROR_REPORTING": "1",
-        "DISABLE_AUTOUPDATER": "1",
         "CLAUDE_CODE_MAX_RETRIES": str(retries_within(timeout_s)),
         # One request may not outlive the job.
         "API_TIMEOUT_MS": str(int(min(timeout_s, 600) * 1000)),
