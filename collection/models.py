@@ -316,6 +316,15 @@ class TrainingExample(models.Model):
     duplicate_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
     )
+    # A reviewer's quality ruling: while set, it is the example's quality_score (rescoring keeps
+    # it); `scored_quality` keeps what the scorer said, shown beside it.
+    quality_override = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(1)]
+    )
+    quality_override_reason = models.TextField(blank=True)
+    scored_quality = models.FloatField(null=True, blank=True)
+    # The prompt and the assistant's text, for full-text search (`collection.search`).
+    search_text = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -329,6 +338,55 @@ class TrainingExample(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("collection-example-detail", args=[self.pk])
+
+
+class ReviewEvent(models.Model):
+    """One change made to an example by a person: which field, before -> after, who, when and
+    through what (the example page, the queue, a bulk action on the list, the admin)."""
+
+    example = models.ForeignKey(
+        TrainingExample, on_delete=models.CASCADE, related_name="review_events"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    field = models.CharField(max_length=32)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    via = models.CharField(max_length=16, default="page")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["example", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.before!r} -> {self.after!r}"
+
+
+class StepMark(models.Model):
+    """A reviewer's "bad step": an assistant message of the example's trajectory that exports
+    train with loss weight 0."""
+
+    example = models.ForeignKey(
+        TrainingExample, on_delete=models.CASCADE, related_name="step_marks"
+    )
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="step_marks")
+    comment = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["message__seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["example", "message"], name="one_mark_per_step")
+        ]
+
+    def __str__(self) -> str:
+        return f"bad step {self.message_id} of example {self.example_id}"
 
 
 class JobKind(models.TextChoices):

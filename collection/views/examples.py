@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.paginator import Paginator
 from django.db.models import Avg, Count, Q, Sum
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import trigger_client_event
@@ -138,3 +138,8 @@ def _review_initial(example: TrainingExample) -> dict[str, Any]:
 
 def _describe(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
+def example_bulk(request: HtmxHttpRequest) -> HttpResponse:
+    """Stub: being built (issue 10)."""
+    raise Http404("not built yet")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 from collections.abc import Iterator
 
 import pytest
@@ -58,3 +59,15 @@ def log_in(page: Page, live_server, username: str, password: str = "password") -
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
+
+
+# Screenshots of the main pages, kept for people to look at (CI keeps the folder as an artifact).
+SCREENSHOTS = Path(os.environ.get("TRAININGDASH_SCREENSHOTS", Path(__file__).parent / "screenshots"))
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save a full-page screenshot as `<name>.png` in the screenshots folder; returns its path."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
