@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -62,7 +62,9 @@ def log_in(page: Page, live_server, username: str, password: str = "password") -
 
 
 # Screenshots of the main pages, kept for people to look at (CI keeps the folder as an artifact).
-SCREENSHOTS = Path(os.environ.get("TRAININGDASH_SCREENSHOTS", Path(__file__).parent / "screenshots"))
+SCREENSHOTS = Path(
+    os.environ.get("TRAININGDASH_SCREENSHOTS", Path(__file__).parent / "screenshots")
+)
 
 
 def screenshot(page: Page, name: str) -> Path:
