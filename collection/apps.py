@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
@@ -18,3 +20,13 @@ class CollectionConfig(AppConfig):
 
         # Sent once per app: a model's permissions exist only after its app's post_migrate.
         post_migrate.connect(sync_roles, dispatch_uid="collection-sync-roles")
+        # On SQLite a migration that rebuilds the example table drops the search triggers.
+        post_migrate.connect(_ensure_search, dispatch_uid="collection-search-engine")
+
+
+def _ensure_search(using: str = "default", **_: Any) -> None:
+    from django.db import connections
+
+    from collection.search import ensure_engine
+
+    ensure_engine(connections[using])

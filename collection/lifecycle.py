@@ -28,6 +28,7 @@ from collection.models import (
 )
 from collection.schema import TaskDefinition
 from collection.scoring import Scorer, apply_score
+from collection.search import index_example
 from collection.verification import VerifierResult
 
 # The execution's metrics, named once: (model field, key in a ResultMessage or its usage).
@@ -211,6 +212,7 @@ def finish(
         TrainingExample.objects.filter(execution=execution).delete()
         return None
     example, _ = TrainingExample.objects.get_or_create(execution=execution)
+    index_example(example)
     return mark_duplicates(apply_score(example, scorer))
 
 

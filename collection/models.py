@@ -145,6 +145,11 @@ class Execution(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # The example list sorts and filters by these (collection.queries.SORTS).
+        indexes = [
+            models.Index(fields=["cost_usd"], name="execution_cost_idx"),
+            models.Index(fields=["num_turns"], name="execution_turns_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.task.name} [{self.status}] {self.session_id or self.pk}"
@@ -330,7 +335,12 @@ class TrainingExample(models.Model):
 
     class Meta:
         ordering = ["-quality_score", "-id"]
-        indexes = [models.Index(fields=["is_golden", "quality_score"])]
+        indexes = [
+            models.Index(fields=["is_golden", "quality_score"]),
+            # The list's default order and its keyset pages (collection.queries).
+            models.Index(fields=["quality_score", "id"], name="example_quality_id_idx"),
+            models.Index(fields=["created_at"], name="example_created_idx"),
+        ]
         permissions = [("review_trainingexample", "Can review training examples")]
 
     def __str__(self) -> str:

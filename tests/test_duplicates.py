@@ -182,7 +182,7 @@ def test_the_example_list_leaves_duplicates_out_when_asked(client, viewer):
     assert f'id="example-{first.pk}"' in without.text
     assert f'id="example-{first.pk}"' not in only.text
     assert f'id="example-{second.pk}"' in only.text
-    assert '<option value="exclude" selected>Without duplicates</option>' in without.text
+    assert '<option value="exclude" selected>Left out</option>' in without.text
 
 
 def test_the_mark_duplicates_command_fingerprints_examples_stored_before_detection():
