@@ -19,7 +19,8 @@ that a score tells a hard verified fix from a trivial or unverified session:
 Golden, decided by `apply_score` whatever the scorer: a score at or above the golden threshold
 (0.8) makes an example golden only if its execution's success is verified (`success` True); an
 unknown or failed session is never golden by score alone. A reviewer's ruling (`reviewed_at`
-set) always wins: neither scoring nor rescoring overturns it.
+set) always wins: neither scoring nor rescoring overturns it. Nor a reviewer's quality
+override: while set it is the example's `quality_score`; `scored_quality` keeps the scorer's.
 
 Weights, budgets and thresholds live in `settings.TRAININGDASH_SCORING`;
 `settings.TRAININGDASH_QUALITY_SCORER` may name a custom scorer by dotted path.
@@ -33,6 +34,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, FloatField, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -140,18 +143,21 @@ def earns_golden(quality_score: float, success: bool | None) -> bool:
 
 
 def apply_score(example: TrainingExample, scorer: Scorer | str | None = None) -> TrainingExample:
-    """Score an example's execution and set its golden flag (`earns_golden`: the threshold and
-    a verified success), unless a reviewer has ruled on it.
+    """Score an example's execution, keep what the scorer said in `scored_quality`, and set its
+    golden flag (`earns_golden`: the threshold and a verified success), unless a reviewer has
+    ruled on it.
 
-    Whether a reviewer has ruled is decided by the UPDATE, from the row as it is now, not from
-    `example` as it was read: a ruling made while a rescore runs is never overturned.
-    Returns the example as stored.
+    A reviewer's `quality_override`, while set, stays the example's `quality_score`.
+    Whether a reviewer has ruled or overridden is decided by the UPDATE, from the row as it is
+    now, not from `example` as it was read: a ruling made while a rescore runs is never
+    overturned. Returns the example as stored.
     """
     record = TaskExecution.from_execution(example.execution)
     quality = score(record, scorer)
     rows = TrainingExample.objects.filter(pk=example.pk)
+    effective = Coalesce(F("quality_override"), Value(quality), output_field=FloatField())
     with transaction.atomic():
-        rows.update(quality_score=quality, updated_at=timezone.now())
+        rows.update(quality_score=effective, scored_quality=quality, updated_at=timezone.now())
         rows.filter(reviewed_at__isnull=True).update(
             is_golden=earns_golden(quality, record.success)
         )

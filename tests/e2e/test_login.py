@@ -13,7 +13,7 @@ def test_a_viewer_logs_in_and_sees_the_dashboard_without_review_controls(page, l
     expect(page.locator("#stat-examples")).to_have_text("1")
     page.click("text=Fix the flaky test")
     expect(page).to_have_url(live_server.url + f"/examples/{example.pk}/")
-    expect(page.locator("#review button[type=submit]")).to_have_count(0)
+    expect(page.locator("#review-panel button[type=submit]")).to_have_count(0)
     expect(page.locator("nav >> text=Admin")).to_have_count(0)
 
 
@@ -23,8 +23,8 @@ def test_a_reviewer_marks_an_example_golden_in_place(page, live_server, reviewer
     page.goto(live_server.url + f"/examples/{example.pk}/")
     page.check("input[name=is_golden]")
     page.fill("input[name=tags]", "clean, python")
-    page.click("#review button[type=submit]")
-    expect(page.locator("#review")).to_contain_text("Reviewed by bob")
+    page.click("#review-panel button[type=submit]")
+    expect(page.locator("#review-state")).to_contain_text("reviewed by bob")
     example.refresh_from_db()
     assert example.is_golden and example.tags == ["clean", "python"]
 
