@@ -29,5 +29,5 @@ def test_an_admin_generates_a_batch_and_sees_it_finish(page, live_server, admin_
     # Every session ran: nothing to resume, so no Resume button.
     expect(page.locator("#batch-progress button", has_text="Resume")).to_have_count(0)
     page.click("#batch-progress td a")  # the example's quality score links to it
-    expect(page.locator("h2", has_text="Trajectory")).to_be_visible()
+    expect(page.locator(".turn").first).to_be_visible()
     expect(page.locator(".msg-assistant").first).to_be_visible()
