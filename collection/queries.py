@@ -261,11 +261,17 @@ class ExamplePage:
     has_previous: bool
     has_next: bool
     ranked: bool = False  # best match first (a search)
+    exact: bool = False  # counted to the end (no filter), not stopped at COUNT_LIMIT
 
     @property
     def count_capped(self) -> bool:
         """More matches than were counted (see COUNT_LIMIT)."""
-        return self.count > COUNT_LIMIT
+        return not self.exact and self.count > COUNT_LIMIT
+
+    @property
+    def count_label(self) -> str:
+        """ "1000+" past COUNT_LIMIT (the count stops there), else the count."""
+        return f"{COUNT_LIMIT}+" if self.count_capped else str(self.count)
 
     @property
     def first_id(self) -> int | None:
@@ -286,7 +292,8 @@ def page_examples(
     cursor = cursor or Cursor()
     after, before, last = cursor.after, cursor.before, cursor.last
     matches = filter_examples(filters)
-    count = _count(filters, matches)
+    exact = not filters.model_dump(exclude_defaults=True, exclude={"sort"})
+    count = TrainingExample.objects.count() if exact else _count(matches)
     order = filters.order(rank=count <= COUNT_LIMIT)
     matches = matches.order_by(*_order_by(order))
     backwards = before is not None or last
@@ -300,15 +307,13 @@ def page_examples(
         rows.reverse()
     ranked = order[0][0] == search.RANK
     if backwards:
-        return ExamplePage(rows, count, more, not last, ranked)
-    return ExamplePage(rows, count, after is not None, more, ranked)
+        return ExamplePage(rows, count, more, not last, ranked, exact)
+    return ExamplePage(rows, count, after is not None, more, ranked, exact)
 
 
-def _count(filters: ExampleFilters, matches: QuerySet[TrainingExample]) -> int:
-    """Exact without filters (an index-only count); else counted up to COUNT_LIMIT + 1, so a
-    broad filter costs what the first rows do, not a scan of every match."""
-    if not filters.model_dump(exclude_defaults=True, exclude={"sort"}):
-        return TrainingExample.objects.count()
+def _count(matches: QuerySet[TrainingExample]) -> int:
+    """Filtered rows counted up to COUNT_LIMIT + 1, so that a broad filter costs what the
+    first rows do, not a scan of every match (unfiltered, the index-only count is exact)."""
     return matches.order_by()[: COUNT_LIMIT + 1].count()
 
 

@@ -216,6 +216,6 @@ def test_a_filtered_count_stops_at_the_limit_and_says_so(monkeypatch):
     for n in range(5):
         make_example(make_execution(task, session_id=f"s{n}"))
     page = page_examples(ExampleFilters(category="testing"), size=2)
-    assert (page.count, page.count_capped) == (4, True)
+    assert (page.count, page.count_capped, page.count_label) == (4, True, "3+")
     whole = page_examples(ExampleFilters(), size=2)  # unfiltered: counted exactly
-    assert (whole.count, whole.count_capped) == (5, True)
+    assert (whole.count, whole.count_capped, whole.count_label) == (5, False, "5")

@@ -268,3 +268,32 @@ def test_an_assistant_message_of_another_shape_shows_what_it_holds(db):
     (turn,) = _turns(build_trajectory(execution).thread)
     (block,) = turn.steps[0].blocks
     assert block.kind == "other" and "<b>looking</b>" in block.text  # escaped by the template
+
+
+def test_a_live_sessions_prompt_is_shown_from_what_the_collector_kept(db):
+    # query() sends the prompt without a stored user message: the collector keeps it in metadata.
+    execution = make_execution(metadata={"prompt": "Make **test_stats.py** pass"})
+    init = {"type": "system", "subtype": "init", "uuid": "i", "model": "m", "tools": []}
+    make_message(execution, init)
+    make_message(execution, assistant_payload([{"type": "text", "text": "On it."}], response="r"))
+    items = build_trajectory(execution).thread.items
+    assert [type(i).__name__ for i in items] == ["Note", "Note", "Turn"]
+    prompt = items[1]
+    assert isinstance(prompt, Note) and prompt.kind == "prompt" and prompt.raw_url == ""
+    assert "<strong>test_stats.py</strong>" in str(prompt.html)
+
+
+def test_a_stored_prompt_is_not_shown_twice(db):
+    execution = make_trajectory(make_execution(metadata={"prompt": "Fix the tests"}))
+    assert len(_notes(build_trajectory(execution).thread, "prompt")) == 1
+
+
+def test_system_notices_without_text_fold_into_one_bookkeeping_line(db):
+    execution = make_execution()
+    for n in range(4):
+        make_message(execution, {"type": "system", "subtype": "thinking_tokens", "uuid": f"t{n}"})
+    notice = {"type": "system", "subtype": "compact_boundary", "uuid": "c", "content": "Compacted"}
+    make_message(execution, notice)
+    thread = build_trajectory(execution).thread
+    assert [len(n.aux) for n in _notes(thread, "aux")] == [4]
+    assert [n.text for n in _notes(thread, "system")] == ["compact_boundary · Compacted"]

@@ -289,3 +289,10 @@ def test_the_dashboard_table_has_no_check_boxes(client, reviewer):
     make_example()
     client.force_login(reviewer)
     assert 'name="ids"' not in client.get("/").content.decode()
+
+
+def test_the_list_links_to_reviewing_what_it_shows(client, reviewer):
+    make_example(make_execution(make_task(category="testing")))
+    client.force_login(reviewer)
+    page = client.get("/examples/", {"category": "testing", "last": "1"})
+    assert 'href="/review/?category=testing">Review these' in page.text

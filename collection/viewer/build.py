@@ -68,11 +68,28 @@ def build_trajectory(execution: Execution, *, example: TrainingExample | None = 
     marks = _marks(example)
     builder = _Builder(rows, calls, marks)
     trajectory = Trajectory(execution, builder.thread(""), messages=len(rows))
+    _add_prompt(trajectory.thread, execution)
     trajectory.init_line = builder.init_line
     trajectory.result_subtype = builder.result_subtype
     _number_anchors(trajectory, builder.cards)
     _link(trajectory.thread, _Urls(execution.pk))
     return trajectory
+
+
+def _add_prompt(thread: Thread, execution: Execution) -> None:
+    """Live sessions send the prompt through query(), not as a stored message: show the one
+    the collector kept before the first turn, unless a stored message already says it."""
+    metadata = execution.metadata if isinstance(execution.metadata, dict) else {}
+    prompt = str(metadata.get("prompt") or "")
+    if not prompt.strip() or any(isinstance(i, Note) and i.kind == "prompt" for i in thread.items):
+        return
+    head = ("init", "aux")
+    at = next(
+        (n for n, i in enumerate(thread.items) if not (isinstance(i, Note) and i.kind in head)),
+        len(thread.items),
+    )
+    html = markdown_html(prompt[:PROMPT_CHARS])
+    thread.items.insert(at, Note("prompt", None, 0, text=prompt, html=html))
 
 
 class _Urls:
@@ -267,8 +284,11 @@ class _Builder:
             thread.items.append(Note("init", row.pk, row.seq, text=line))
             return
         said = payload.get("content") or payload.get("message") or ""
-        text = " · ".join(part for part in (row.subtype, short(said, 300) if said else "") if part)
-        thread.items.append(Note("system", row.pk, row.seq, text=text or "system"))
+        if not said:  # thinking_tokens, task_progress...: the CLI's bookkeeping, nothing to read
+            _aux(thread, row)
+            return
+        text = " · ".join(part for part in (row.subtype, short(said, 300)) if part)
+        thread.items.append(Note("system", row.pk, row.seq, text=text))
 
     def _result(self, thread: Thread, row: _Row, payload: dict[str, Any]) -> None:
         self.result_subtype = self.result_subtype or row.subtype or "result"
