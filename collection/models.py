@@ -132,7 +132,7 @@ class Execution(models.Model):
     cache_creation_input_tokens = models.PositiveBigIntegerField(default=0)
     cache_read_input_tokens = models.PositiveBigIntegerField(default=0)
     usage = models.JSONField(default=_json_dict, blank=True)
-    model = models.CharField(max_length=100, blank=True)
+    model = models.CharField(max_length=100, blank=True, db_index=True)
     outcome = models.TextField(blank=True)
     success = models.BooleanField(null=True, blank=True)
     error = models.TextField(blank=True)
