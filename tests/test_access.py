@@ -7,12 +7,14 @@ access nobody decided.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from collection.models import (
     CollectionJob,
@@ -22,6 +24,8 @@ from collection.models import (
     JobStatus,
 )
 from collection.roles import ADMIN, REVIEWER, VIEWER, assign_role
+from exports.bundles import exports_dir
+from exports.models import ExportJob
 from tests.factories import make_example, make_execution, make_task, make_tool_call
 
 USERS = ("anonymous", "no_role", "viewer", "reviewer", "admin")
@@ -65,7 +69,12 @@ MATRIX: dict[str, dict[str, Row]] = {
     "collection-template-list": {"GET": READ, "POST": ADMIN_WRITE},
     "collection-import-list": {"GET": (LOGIN, 403, 403, 200, 200), "POST": REVIEWER_WRITE},
     "collection-import-detail": {"GET": (LOGIN, 403, 403, 200, 200), "POST": POST_ONLY},
-    "exports-index": {"GET": READ},
+    "exports-index": {"GET": READ, "POST": NOT_POST},
+    "exports-create": {"GET": POST_ONLY, "POST": ADMIN_WRITE},
+    "exports-job-detail": {"GET": READ, "POST": NOT_POST},
+    "exports-job-action": {"GET": POST_ONLY, "POST": ADMIN_WRITE},
+    # Bundles hold every example's data: admins only.
+    "exports-download": {"GET": ADMIN_READ, "POST": NOT_POST},
     # Signing in and out, and health, work for everyone (a user without a role included).
     "login": {"GET": PUBLIC, "POST": PUBLIC},
     "logout": {"GET": (LOGIN, 405, 405, 405, 405), "POST": (LOGIN,) * 5},
@@ -104,6 +113,8 @@ def world(db) -> dict[str, dict[str, Any]]:
     job = CollectionJob.objects.create(task=make_task(), status=JobStatus.FAILED, error="boom")
     batch = GenerationBatch.objects.create(name="b", params={"seed": 0}, status=JobStatus.RUNNING)
     upload = ImportUpload.objects.create(file_name="s.jsonl", path="/nonexistent")
+    export = finished_export()
+    failed_export = ExportJob.objects.create(format="jsonl", status=JobStatus.FAILED, error="x")
     return {
         "collection-example-detail": {"pk": example.pk},
         "collection-example-review": {"pk": example.pk},
@@ -119,7 +130,22 @@ def world(db) -> dict[str, dict[str, Any]]:
         "collection-batch-detail": {"pk": batch.pk},
         "collection-batch-action": {"pk": batch.pk, "action": "cancel"},
         "collection-import-detail": {"pk": upload.pk},
+        "exports-job-detail": {"pk": export.pk},
+        "exports-download": {"pk": export.pk},
+        "exports-job-action": {"pk": failed_export.pk, "action": "retry"},
     }
+
+
+def finished_export() -> ExportJob:
+    """A finished export whose bundle is on disk, kept for a day."""
+    job = ExportJob.objects.create(
+        format="jsonl",
+        status=JobStatus.SUCCEEDED,
+        bundle_name="export-access-jsonl.zip",
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+    (exports_dir() / job.bundle_name).write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip
+    return job
 
 
 def sign_in(client: Client, who: str, django_user_model: type[User]) -> None:

@@ -97,7 +97,7 @@ def make_broker() -> RedisBroker:
 
 
 # The modules that declare actors: the worker process and in-process workers load them.
-ACTOR_MODULES = ("collection.jobs.actors",)
+ACTOR_MODULES = ("collection.jobs.actors", "exports.actors")
 
 _broker: RedisBroker | None = None
 

@@ -229,6 +229,9 @@ TRAININGDASH_IMPORT_MAX_DOCUMENT_BYTES = env_int(
 )
 TRAININGDASH_IMPORT_MAX_FILES = env_int("TRAININGDASH_IMPORT_MAX_FILES", 100_000)
 
+# Export bundles (zips under DATA_DIR/exports) are deleted this many days after they are made.
+TRAININGDASH_EXPORT_RETENTION_DAYS = env_int("TRAININGDASH_EXPORT_RETENTION_DAYS", 7)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

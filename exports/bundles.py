@@ -1,0 +1,286 @@
+"""Export bundles: one zip holding the data files, `manifest.json` and a dataset card.
+
+    bundle = build_bundle(examples, "jsonl", ExportOptions(), exports_dir() / "export-7-jsonl.zip",
+                          filters={"category": "debugging"})
+    bundle.path, bundle.size, bundle.manifest["files"]["data.jsonl"]["sha256"]
+
+The data files come from `exports.pipeline.run_export` (or, for "huggingface", from
+`exports.huggingface.export_dataset`), written into a temporary folder beside the bundle; the zip
+is written under a temporary name and renamed when complete, so a reader (or a worker killed
+midway) never sees half a bundle. Entries are sorted and carry a fixed timestamp: the same data,
+filters and seed give byte-identical data files, and a byte-identical zip around them whenever
+the manifest's own fields (its creation time) are the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.db.models import QuerySet
+
+from collection.models import TrainingExample
+from exports.huggingface import DatasetExport, export_dataset
+from exports.options import ExportOptions
+from exports.pipeline import ExportResult, run_export
+
+SCHEMA_VERSION = 1
+HUGGINGFACE = "huggingface"
+# Zip entries carry this timestamp (the earliest a zip can hold): no build time in the bytes.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# Temporary files older than this are a dead worker's leftovers: pruning removes them.
+STALE_AFTER = timedelta(days=1)
+
+# (examples done, examples in all), as exports.pipeline reports it
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class Bundle:
+    """A finished bundle: where it is, its size, and its manifest."""
+
+    path: Path
+    size: int
+    manifest: dict[str, Any]
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+def exports_dir() -> Path:
+    """Where bundles live: DATA_DIR/exports (made on first use)."""
+    folder = Path(settings.DATA_DIR) / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def format_choices() -> list[tuple[str, str]]:
+    """(name, title) of every format a bundle can hold: the registry's, then Hugging Face."""
+    from exports.formats import FORMATS
+
+    return [(f.name, f.title) for f in FORMATS.values()] + [(HUGGINGFACE, "Hugging Face dataset")]
+
+
+def software_version() -> str:
+    try:
+        return version("trainingdash")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+# --- building ------------------------------------------------------------------------------------
+
+
+def build_bundle(
+    examples: QuerySet[TrainingExample],
+    format_name: str,
+    options: ExportOptions,
+    destination: Path,
+    *,
+    filters: dict[str, Any] | None = None,
+    selected: int | None = None,
+    progress: Progress | None = None,
+) -> Bundle:
+    """Export `examples` as `format_name` into the zip `destination` (replaced atomically).
+
+    `filters` (the list's filters) and `selected` (how many examples were picked by hand) go
+    into the manifest. Raises `exports.formats.ExportError` for an export that can't be made,
+    and whatever `progress` raises (a cancelled job) after removing the temporary files.
+    """
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    clear_leftovers(destination)
+    work = Path(tempfile.mkdtemp(prefix=f".tmp-{destination.stem}-", dir=destination.parent))
+    try:
+        summary = _export_data(examples, format_name, options, work, progress, filters)
+        manifest = _manifest(format_name, options, filters, selected, summary)
+        manifest["files"] = {name: file_digest(work / name) for name in _data_files(work)}
+        if "README.md" not in manifest["files"]:
+            (work / "README.md").write_text(dataset_card(manifest), encoding="utf-8")
+            manifest["files"]["README.md"] = file_digest(work / "README.md")
+        (work / "manifest.json").write_bytes(_json(manifest))
+        size = _zip_atomically(work, destination)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return Bundle(destination, size, manifest, manifest["counts"])
+
+
+def _export_data(
+    examples: QuerySet[TrainingExample],
+    format_name: str,
+    options: ExportOptions,
+    directory: Path,
+    progress: Progress | None,
+    filters: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Write the data files into `directory`; returns the counts the manifest reports."""
+    result: ExportResult | DatasetExport
+    if format_name == HUGGINGFACE:
+        # Its own dataset card (README.md with the Hub's YAML header) comes with its files.
+        result = export_dataset(examples, options, directory, progress=progress, filters=filters)
+    else:
+        result = run_export(examples, format_name, options, directory, progress=progress)
+    return {
+        "records": result.records,
+        "written": result.written,
+        "left_out": dict(sorted(result.left_out.items())),
+        "findings": list(result.findings),
+        "redactions": dict(sorted(result.redactions.items())),
+    }
+
+
+def _data_files(directory: Path) -> list[str]:
+    """Every file under `directory`, as sorted relative POSIX paths."""
+    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file())
+
+
+def _manifest(
+    format_name: str,
+    options: ExportOptions,
+    filters: dict[str, Any] | None,
+    selected: int | None,
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "software": {"name": "trainingdash", "version": software_version()},
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "format": format_name,
+        "options": options.model_dump(mode="json"),
+        "filters": filters or {},
+        "selected_examples": selected,
+        "seed": options.seed,
+        "counts": {
+            "records": summary["records"],
+            "written": summary["written"],
+            "left_out": summary["left_out"],
+        },
+        "redactions": summary["redactions"],
+        "findings": summary["findings"],
+        "files": {},
+    }
+
+
+def _zip_atomically(work: Path, destination: Path) -> int:
+    """Zip everything in `work` into `destination` through a temporary name."""
+    part = destination.with_name(f".{destination.name}.part")
+    with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in _data_files(work):
+            _add(archive, work / name, name)
+    with part.open("rb") as written:
+        os.fsync(written.fileno())  # on disk before the name says "complete"
+    os.replace(part, destination)
+    return destination.stat().st_size
+
+
+def _add(archive: zipfile.ZipFile, path: Path, name: str) -> None:
+    info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    info.file_size = path.stat().st_size
+    with path.open("rb") as source, archive.open(info, "w") as target:
+        shutil.copyfileobj(source, target, 1 << 20)
+
+
+def file_digest(path: Path) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    with path.open("rb") as source:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            digest.update(block)
+    return {"sha256": digest.hexdigest(), "bytes": path.stat().st_size}
+
+
+def _json(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
+
+
+# --- the dataset card (formats other than Hugging Face, whose card comes with its files) --------
+
+
+def dataset_card(manifest: dict[str, Any]) -> str:
+    """A short README.md: what the bundle holds, how it was chosen, and what was left out."""
+    counts = manifest["counts"]
+    data = [name for name in manifest["files"] if name not in ("README.md", "manifest.json")]
+    lines = [
+        f"# trainingdash export: {manifest['format']}",
+        "",
+        f"{counts['written']} rows from {counts['records']} records, "
+        f"written by trainingdash {manifest['software']['version']} "
+        f"(manifest schema {manifest['schema_version']}).",
+        "",
+        "## Files",
+        *(f"- `{name}`" for name in data),
+        "- `manifest.json`: options, filters, seed, counts, sha256 of every file, "
+        "redactions and validation findings",
+        "",
+        "## Chosen by",
+        *_card_items(manifest),
+        "",
+        "## Left out",
+        *(
+            [f"- {reason}: {n}" for reason, n in counts["left_out"].items()]
+            or ["- nothing: every record passed validation"]
+        ),
+        "",
+        "## Redacted secrets",
+        *(
+            [f"- {kind}: {n}" for kind, n in manifest["redactions"].items()]
+            or ["- none found" if manifest["options"]["redact"] else "- redaction was off"]
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _card_items(manifest: dict[str, Any]) -> Iterator[str]:
+    if manifest["selected_examples"] is not None:
+        yield f"- a selection of {manifest['selected_examples']} examples"
+    filters = manifest["filters"]
+    yield from (f"- {key} = {value}" for key, value in sorted(filters.items()))
+    if manifest["selected_examples"] is None and not filters:
+        yield "- every example"
+    options = manifest["options"]
+    thinking = "kept" if options["include_thinking"] else "left out"
+    duplicates = "left out" if options["exclude_duplicates"] else "kept"
+    yield f"- seed {manifest['seed']}; thinking {thinking}; duplicates {duplicates}"
+    yield f"- sub-agents: {options['subagents']}"
+
+
+# --- cleaning up ---------------------------------------------------------------------------------
+
+
+def clear_leftovers(destination: Path) -> None:
+    """Remove what an earlier, interrupted build of `destination` left behind."""
+    folder = destination.parent
+    (folder / f".{destination.name}.part").unlink(missing_ok=True)
+    for leftover in folder.glob(f".tmp-{destination.stem}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def remove_stale_temporaries(folder: Path, now: datetime | None = None) -> int:
+    """Remove temporary files and folders older than STALE_AFTER (dead workers' leftovers)."""
+    cutoff = (now or datetime.now(UTC)).timestamp() - STALE_AFTER.total_seconds()
+    removed = 0
+    for path in [*folder.glob(".tmp-*"), *folder.glob(".*.part")]:
+        if path.stat().st_mtime < cutoff:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            removed += 1
+    return removed
+
+
+def bundle_path(name: str) -> Path | None:
+    """The bundle called `name` in the exports folder, or None for a name that is not one of
+    ours (a separator, `..`, a hidden or temporary file) or that resolves outside the folder."""
+    if not name or name != Path(name).name or name.startswith(".") or not name.endswith(".zip"):
+        return None
+    folder = exports_dir().resolve()
+    path = (folder / name).resolve()
+    return path if path.parent == folder else None
