@@ -24,7 +24,7 @@ def test_a_reviewer_imports_a_transcript_and_opens_the_session(page, live_server
     page.click("nav >> text=Examples")
     page.click("summary >> text=More filters")
     page.select_option("select[name=source]", "imported")
-    expect(page.locator("#results .count")).to_have_text("1 example")
+    expect(page.locator("#results .count")).to_contain_text("1 example ·")
     page.click("#results td a")
     expect(page.locator(".msg-assistant").first).to_be_visible()
     expect(page.locator(".tool .tool-name", has_text="Bash").first).to_be_visible()
