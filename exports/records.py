@@ -34,12 +34,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+from django.db import connections
 from django.db.models import QuerySet
 
 from collection.models import Execution, Message, StepMark, ToolCall, TrainingExample
 from exports.options import ExportOptions
 
-CHUNK = 100
+CHUNK = 500
 # Message types that are bookkeeping (hooks, file snapshots, the input queue): never exported.
 AUX_TYPES = ("progress", "file-history-snapshot", "queue-operation", "summary")
 USAGE_KEYS = (
@@ -181,6 +183,26 @@ def _chunk_records(
         yield from builder.records(nest)
 
 
+def _raw(queryset: QuerySet[Any, Any]) -> Iterator[tuple[Any, ...]]:
+    """The rows of a `values_list` queryset as the driver gives them: JSON columns as their
+    text (parsed with orjson by `_json`), no model instances nor Django's converters."""
+    sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        while batch := cursor.fetchmany(2000):
+            yield from batch
+
+
+def _json(text: Any) -> Any:
+    """A JSON column's value from its text, as Django's JSONField would give it."""
+    if not isinstance(text, str | bytes):
+        return text
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # what json accepts and orjson doesn't (NaN, lone surrogates)
+        return json.loads(text)
+
+
 def _rows(execution_ids: list[int]) -> dict[int, list[_Row]]:
     answered = ToolCall.objects.filter(execution_id__in=execution_ids, answered_in__isnull=False)
     messages = (
@@ -191,14 +213,35 @@ def _rows(execution_ids: list[int]) -> dict[int, list[_Row]]:
         .values_list("pk", "execution_id", "type", "subtype", "parent_tool_use_id", "payload")
     )
     found: dict[int, list[_Row]] = defaultdict(list)
-    for pk, execution_id, kind, subtype, parent, payload in messages:
-        found[execution_id].append(_Row(pk, kind, subtype, parent, _dict(payload)))
+    for pk, execution_id, kind, subtype, parent, payload in _raw(messages):
+        found[execution_id].append(_Row(pk, kind, subtype, parent, _dict(_json(payload))))
     return found
 
 
-def _calls(execution_ids: list[int]) -> dict[tuple[int, str], ToolCall]:
-    calls = ToolCall.objects.filter(execution_id__in=execution_ids).defer("structured_result")
-    return {(call.execution_id, call.tool_use_id): call for call in calls}
+@dataclass
+class _Call:
+    """What records use of a `ToolCall` row; its input (rarely needed) parsed on demand."""
+
+    answered: bool
+    result: Any
+    is_error: bool
+    input_text: Any
+
+    @property
+    def input(self) -> Any:
+        return _json(self.input_text)
+
+
+def _calls(execution_ids: list[int]) -> dict[tuple[int, str], _Call]:
+    calls = ToolCall.objects.filter(execution_id__in=execution_ids).values_list(
+        "execution_id", "tool_use_id", "answered_in_id", "result", "is_error", "input"
+    )
+    found: dict[tuple[int, str], _Call] = {}
+    for execution_id, tool_use_id, answered_in, result, is_error, arguments in _raw(calls):
+        value = _json(result)
+        answered = answered_in is not None or value is not None
+        found[(execution_id, tool_use_id)] = _Call(answered, value, bool(is_error), arguments)
+    return found
 
 
 def _marks(example_ids: list[int]) -> dict[int, dict[int, str]]:
@@ -232,7 +275,7 @@ class _Builder:
         self,
         example: TrainingExample,
         rows: list[_Row],
-        calls: dict[tuple[int, str], ToolCall],
+        calls: dict[tuple[int, str], _Call],
         marks: dict[int, dict[int, str]],
         options: ExportOptions,
     ) -> None:
@@ -339,9 +382,9 @@ class _Builder:
         tool_use_id = str(block.get("id") or "")
         arguments = _dict(block.get("input"))
         call = self.calls.get((self.execution.pk, tool_use_id))
-        answered = call is not None and (call.answered_in_id is not None or call.result is not None)
+        answered = call is not None and call.answered
         output = _result_text(call.result) if call is not None else ""
-        is_error = bool(call.is_error) if call is not None else False
+        is_error = call.is_error if call is not None else False
         name = str(block.get("name") or "")
         return ToolCallRecord(tool_use_id, name, arguments, output, is_error, answered)
 

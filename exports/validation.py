@@ -139,6 +139,14 @@ def estimate_tokens(row: Any) -> int:
 
 
 def _chars(value: Any) -> int:
+    kind = type(value)
+    if kind is str:
+        return len(value)
+    if kind is dict or kind is list:  # the common cases first, without a call per string
+        total = 0
+        for item in value.values() if kind is dict else value:
+            total += len(item) if type(item) is str else _chars(item)
+        return total
     if isinstance(value, str):
         return len(value)
     if isinstance(value, dict):
