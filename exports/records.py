@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -391,10 +391,11 @@ class _Builder:
     # --- records -------------------------------------------------------------------------
 
     def _record(self, parent: str, coordinator: str | None) -> Record:
+        # (see _without_unanswered_tail for the one edit made to what the agent did)
         thread = self.threads.get(parent) or _Thread()
         example, execution = self.example, self.execution
         record_id = f"ex-{example.pk}" + (f".agent-{parent}" if parent else "")
-        steps = thread.steps
+        steps = _without_unanswered_tail(thread.steps)
         record = Record(
             id=record_id,
             example_id=example.pk,
@@ -648,3 +649,17 @@ def _strings(value: Any) -> list[str]:
 
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+def _without_unanswered_tail(steps: list[Step]) -> list[Step]:
+    """A session stopped by its turn or budget limit ends on tool calls that never ran: those
+    calls are dropped (and the step too, if it said nothing else), so that the trajectory stays
+    a valid conversation for every format. An unanswered call anywhere else is kept, and the
+    validators leave that record out."""
+    if not steps or all(call.answered for call in steps[-1].tool_calls):
+        return steps
+    last = steps[-1]
+    calls = [call for call in last.tool_calls if call.answered]
+    if not calls and not last.text.strip():
+        return steps[:-1]
+    return [*steps[:-1], replace(last, tool_calls=calls)]

@@ -73,11 +73,13 @@ def leaking_example() -> TrainingExample:
 
 
 def unanswered_example() -> TrainingExample:
-    """A session cut off after a tool call that never got its result."""
+    """A session whose tool call never got its result, though the agent went on talking (a
+    call at the very end is trimmed instead: exports.records)."""
     call = tool_use("toolu_lost", "Bash", command="make")
+    went_on = assistant_payload([{"type": "text", "text": "Done, I think."}], response="msg_on")
     execution = record(
         make_execution(status=TaskStatus.FAILED, is_partial=True),
-        [prompt("Run it"), assistant_payload([call], response="msg_lost")],
+        [prompt("Run it"), assistant_payload([call], response="msg_lost"), went_on],
     )
     return make_example(execution)
 

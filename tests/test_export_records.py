@@ -131,13 +131,33 @@ def test_a_failed_call_an_unanswered_call_and_a_long_output_are_kept_as_they_are
             assistant_payload([tool_use("toolu_l", "Bash", command="cat big")], response="m2"),
             result_payload("toolu_l", long_output),
             assistant_payload([tool_use("toolu_u", "Bash", command="sleep 99")], response="m3"),
+            assistant_payload([{"type": "text", "text": "Gave up waiting."}], response="m4"),
         ]
     )
     (record,) = records()
-    failed, long, unanswered = (s.tool_calls[0] for s in record.steps)
+    failed, long, unanswered = (s.tool_calls[0] for s in record.steps[:3])
     assert (failed.is_error, failed.output) == (True, "cat: nope: No such file")
     assert long.output == long_output  # whole: never cut with "..."
     assert (unanswered.answered, unanswered.output) == (False, "")
+
+
+def test_calls_a_stopped_session_never_ran_are_dropped_from_its_end() -> None:
+    # max_turns stops the session after the model asked for tools: nothing answered them.
+    said_and_asked = [{"type": "text", "text": "Next, the tests."}, tool_use("toolu_b", "Bash")]
+    recorded(
+        [
+            prompt("Fix it"),
+            assistant_payload([tool_use("toolu_a", "Read", file_path="a.py")], response="m1"),
+            result_payload("toolu_a", "print(1)"),
+            assistant_payload(said_and_asked, response="m2"),
+        ]
+    )
+    (record,) = records()
+    assert [len(s.tool_calls) for s in record.steps] == [1, 0]
+    assert record.steps[-1].text == "Next, the tests."
+
+    recorded([prompt("Again"), assistant_payload([tool_use("toolu_c", "Bash")], response="m9")])
+    assert [len(r.steps) for r in records()] == [2, 0]
 
 
 def test_user_text_later_in_the_session_goes_with_the_step_after_it() -> None:
