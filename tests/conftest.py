@@ -46,8 +46,9 @@ def stub_broker() -> Iterator[StubBroker]:
     production (`trainingdash.broker._retry_when_retryable`). The previous broker comes back
     afterwards.
     """
-    import collection.jobs.actors  # noqa: F401 - declares the actors on the current broker
-    from trainingdash.broker import _retry_when_retryable, broker_middleware
+    from trainingdash.broker import _retry_when_retryable, broker_middleware, load_actors
+
+    load_actors()  # declares every app's actors on the current broker
 
     fast_retries = Retries(retry_when=_retry_when_retryable, min_backoff=10, max_backoff=20)
     middleware = [fast_retries if isinstance(m, Retries) else m for m in broker_middleware()]
