@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from collection.models import Execution, TrainingExample
 
@@ -89,7 +90,9 @@ def mark_duplicates(example: TrainingExample) -> TrainingExample:
     old = before.first() or ""
     new = fingerprint(example.execution)
     with transaction.atomic():
-        TrainingExample.objects.filter(pk=example.pk).update(fingerprint=new, duplicate_of=None)
+        TrainingExample.objects.filter(pk=example.pk).update(
+            fingerprint=new, duplicate_of=None, updated_at=timezone.now()
+        )
         for shared in {old, new} - {""}:
             regroup(shared)
     example.refresh_from_db(fields=["fingerprint", "duplicate_of"])
@@ -102,5 +105,8 @@ def regroup(shared: str) -> None:
     original = group.order_by("pk").values_list("pk", flat=True).first()
     if original is None:
         return
-    group.filter(pk=original).update(duplicate_of=None)
-    group.exclude(pk=original).exclude(duplicate_of=original).update(duplicate_of=original)
+    # update() skips auto_now: updated_at is set here, for the analytics snapshot's watermark.
+    now = timezone.now()
+    group.filter(pk=original, duplicate_of__isnull=False).update(duplicate_of=None, updated_at=now)
+    moved = group.exclude(pk=original).exclude(duplicate_of=original)
+    moved.update(duplicate_of=original, updated_at=now)

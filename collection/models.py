@@ -331,7 +331,8 @@ class TrainingExample(models.Model):
     # The prompt and the assistant's text, for full-text search (`collection.search`).
     search_text = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    # Indexed: the analytics snapshot refreshes from a watermark on it.
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     class Meta:
         ordering = ["-quality_score", "-id"]
