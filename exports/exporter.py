@@ -99,6 +99,19 @@ class TrainingDataExporter:
         )
         return export_dataset(_examples(filters), settings, Path(output_dir), filters=chosen)
 
+    def export_analytics(
+        self,
+        output_dir: str | os.PathLike[str],
+        format: str = "html",
+        filters: dict[str, Any] | ExampleFilters | None = None,
+    ) -> Path:
+        """One self-contained HTML report (`analytics.html`, opens offline) or, `format="csv"`,
+        one CSV per breakdown plus `summary.csv`, in `output_dir`: the analytics page's
+        figures (`exports.analytics.reports.export_analytics`). Returns the file or folder."""
+        from exports.analytics.reports import export_analytics
+
+        return export_analytics(output_dir, format=format, filters=filters)
+
 
 def _examples(filters: dict[str, Any] | ExampleFilters | None) -> QuerySet[TrainingExample]:
     from collection.queries import filter_examples

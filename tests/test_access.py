@@ -75,6 +75,12 @@ MATRIX: dict[str, dict[str, Row]] = {
     "exports-job-action": {"GET": POST_ONLY, "POST": ADMIN_WRITE},
     # Bundles hold every example's data: admins only.
     "exports-download": {"GET": ADMIN_READ, "POST": NOT_POST},
+    # Analytics: figures only (no transcript text), so every role reads them and their reports.
+    "analytics-index": {"GET": READ, "POST": NOT_POST},
+    "analytics-report-html": {"GET": READ, "POST": NOT_POST},
+    "analytics-report-zip": {"GET": READ, "POST": NOT_POST},
+    "analytics-plotly-js": {"GET": READ, "POST": NOT_POST},
+    "analytics-plotly-css": {"GET": READ, "POST": NOT_POST},
     # Signing in and out, and health, work for everyone (a user without a role included).
     "login": {"GET": PUBLIC, "POST": PUBLIC},
     "logout": {"GET": (LOGIN, 405, 405, 405, 405), "POST": (LOGIN,) * 5},
@@ -249,11 +255,14 @@ def test_an_anonymous_404_shows_no_menu(client):
 @pytest.mark.parametrize(
     ("who", "links"),
     [
-        ("viewer", ["/", "/examples/", "/tasks/", "/jobs/", "/templates/", "/exports/"]),
+        (
+            "viewer",
+            ["/", "/examples/", "/tasks/", "/jobs/", "/templates/", "/analytics/", "/exports/"],
+        ),
         (
             "reviewer",
             ["/", "/examples/", "/review/", "/tasks/", "/jobs/", "/templates/", "/imports/"]
-            + ["/exports/"],
+            + ["/analytics/", "/exports/"],
         ),
     ],
 )

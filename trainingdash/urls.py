@@ -9,6 +9,7 @@ from collection import views as collection_views
 urlpatterns = [
     path("", include("collection.urls")),
     path("exports/", include("exports.urls")),
+    path("analytics/", include("exports.analytics.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

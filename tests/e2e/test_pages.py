@@ -87,6 +87,7 @@ def test_the_main_pages_work_under_the_policy(page, live_server, admin_user, som
         "/templates/",
         "/imports/",
         "/exports/",
+        "/analytics/",
         "/admin/",
         "/admin/collection/trainingexample/",
         f"/admin/collection/trainingexample/{some_data['example']}/change/",
@@ -112,7 +113,7 @@ def test_the_menu_fits_a_phone_screen(page, live_server, admin_user, watch):
         watch.visit(live_server.url + path)
         assert page.evaluate("document.documentElement.scrollWidth") <= 375, path
     links = page.locator("nav[aria-label=Main] a")
-    assert links.count() == 10
+    assert links.count() == 11
     for i in range(links.count()):
         box = links.nth(i).bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375
