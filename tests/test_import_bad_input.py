@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from collection.importers import import_file, import_paths
+from collection.importers import import_file, import_paths, reading
 from collection.models import Execution, Message, TaskStatus, ToolCall, TrainingExample
 
 pytestmark = pytest.mark.django_db
@@ -71,6 +71,51 @@ def test_a_truncated_file_keeps_what_came_before_the_cut(tmp_path: Path) -> None
     (execution,) = Execution.objects.all()
     assert execution.messages.count() == message_count(lines[:-1])
     assert execution.is_partial
+
+
+@pytest.mark.parametrize("cut_after", [b'"isSidechain":fa', b"Kept model as \\u00"])
+def test_a_last_line_cut_inside_a_literal_or_an_escape_is_truncated_not_malformed(
+    tmp_path: Path, cut_after: bytes
+) -> None:
+    lines = lines_of(SHORT)
+    end = lines[-1].index(cut_after) + len(cut_after)
+    path = write(tmp_path / "session.jsonl", [*lines[:-1], lines[-1][:end]])
+
+    report = import_file(path)
+
+    (problem,) = report.errors
+    assert (problem.line, problem.reason) == (
+        len(lines),
+        "truncated: the file ends inside this line",
+    )
+    assert Execution.objects.get().messages.count() == message_count(lines[:-1])
+
+
+def test_the_same_cut_followed_by_a_newline_is_malformed(tmp_path: Path) -> None:
+    lines = lines_of(SHORT)
+    end = lines[-1].index(b'"isSidechain":fa') + len(b'"isSidechain":fa')
+    path = write(tmp_path / "session.jsonl", [*lines[:-1], lines[-1][:end] + b"\n"])
+
+    (problem,) = import_file(path).errors
+    assert problem.reason.startswith("malformed JSON: Expecting value")
+
+
+def test_a_transcript_whose_first_line_is_longer_than_the_head_is_recognised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = FIXTURES / "spotter__agent-acompact-946d2b.jsonl"
+    first = lines_of(source)[0]
+    # The real first line is 9 KB: a 4 KiB head stands in for 64 KiB and a longer line.
+    monkeypatch.setattr(reading, "HEAD_BYTES", 4096)
+    assert len(first) > reading.HEAD_BYTES
+    folder = tmp_path / "walk"
+    folder.mkdir()
+    shutil.copy(source, folder / source.name)
+
+    report = import_paths([folder])
+
+    assert report.ok and not report.ignored and report.imported == 1
+    assert Execution.objects.get().session_id == json.loads(first)["sessionId"]
 
 
 def test_a_line_in_another_encoding_is_reported_and_skipped(tmp_path: Path) -> None:

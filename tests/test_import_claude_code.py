@@ -362,6 +362,10 @@ def test_a_subagent_file_without_its_session_imports_on_its_own() -> None:
     assert execution.tool_calls.count() == len(tool_use_ids(lines))
     assert set(execution.actions.values_list("agent_id", "role")) == {("aac57f5", "specialist")}
     assert execution.task.name.startswith("Search hex.pm for the latest versions")
+    assert execution.num_turns == len(
+        {r["message"]["id"] for r in lines if r["type"] == "assistant"}
+    )
+    assert execution.num_turns > 0
 
 
 def test_naming_a_subagent_file_imports_its_session(tmp_path: Path) -> None:

@@ -88,3 +88,21 @@ def test_a_dry_run_stores_nothing(folder: Path) -> None:
 
     assert "would import 3 session(s)" in output
     assert not Execution.objects.exists()
+
+
+def test_a_folder_with_nothing_importable_says_what_it_found_and_fails(tmp_path: Path) -> None:
+    (tmp_path / "package.json").write_text('{"name": "not-a-session", "version": "1.0.0"}')
+    (tmp_path / "notes.txt").write_text("not walked")
+
+    with pytest.raises(CommandError) as failed:
+        run(str(tmp_path))
+
+    assert str(failed.value) == (
+        f"nothing imported from {tmp_path}: 1 file(s) found, none a transcript"
+    )
+    assert not Execution.objects.exists()
+
+
+def test_an_empty_folder_fails_and_names_the_files_it_looks_for(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match=r"no files ending in \.json, \.jsonl"):
+        run(str(tmp_path))

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.django_db
 FIXTURES = Path(__file__).parent / "fixtures" / "transcripts"
 SWE = FIXTURES / "sweagent__function_calling_simple.traj"
 OPENHANDS = FIXTURES / "openhands__basic.json"
+AWAITING_USER = FIXTURES / "openhands__basic_gui_mode.json"
 
 
 def test_a_swe_agent_trajectory_keeps_every_history_entry() -> None:
@@ -128,3 +129,93 @@ def test_an_older_swe_agent_trajectory_without_function_calls_uses_its_actions(
     assert [c.name for c in calls] == [a.split()[0] for a in actions]
     assert all(c.result for c in calls)
     assert Execution.objects.get().status == TaskStatus.COMPLETED
+
+
+OLD_SWE = FIXTURES / "sweagent__test-repo-i1.traj"
+SUBMIT_IN_TRAJECTORY = FIXTURES / "sweagent__6e44b9__sweagenttestrepo-1c2844.traj"
+REUSED_IDS = FIXTURES / "sweagent__marshmallow-1867__function_calling.traj"
+
+
+def _issue(text: str) -> str:
+    return text.split("ISSUE:\n", 1)[1].splitlines()[0].strip()
+
+
+def test_an_older_swe_agent_trajectory_attaches_user_observations_to_its_actions() -> None:
+    document = json.loads(OLD_SWE.read_text())
+    history = document["history"]
+    import_file(OLD_SWE)
+
+    # Each action is answered by the history entry right after it (a user entry, no type);
+    # the last one (submit) only in the trajectory's last step.
+    following = [*history[1:], {"content": document["trajectory"][-1]["observation"]}]
+    answers = [
+        (h["action"].strip(), after["content"])
+        for h, after in zip(history, following, strict=True)
+        if h["role"] == "assistant"
+    ]
+    assert not any("message_type" in h for h in history)
+    calls = ToolCall.objects.order_by("id")
+    assert [(c.input["command"], c.result) for c in calls] == answers
+
+
+def test_a_swe_agent_task_is_named_after_the_instance_issue_not_the_demonstration() -> None:
+    history = json.loads(OLD_SWE.read_text())["history"]
+    import_file(OLD_SWE)
+
+    (demo,) = [h for h in history if h.get("is_demo")]
+    own = next(h for h in history if h["role"] == "user" and not h.get("is_demo"))
+    assert _issue(demo["content"]) != _issue(own["content"])
+    execution = Execution.objects.get()
+    assert execution.task.name == _issue(own["content"])
+    stored = execution.messages.get(payload__subtype="demonstration")
+    assert stored.payload["content"] == demo["content"]
+
+
+def test_the_submit_step_found_only_in_the_trajectory_is_kept() -> None:
+    document = json.loads(SUBMIT_IN_TRAJECTORY.read_text())
+    steps, history = document["trajectory"], document["history"]
+    assert sum(h["role"] == "assistant" for h in history) == len(steps) - 1
+    import_file(SUBMIT_IN_TRAJECTORY)
+
+    execution = Execution.objects.get()
+    assert execution.messages.count() == len(history) + 2
+    assert ToolCall.objects.count() == len(steps)
+    submit = ToolCall.objects.order_by("id").last()
+    assert submit is not None
+    assert (submit.name, submit.result) == (steps[-1]["action"], steps[-1]["observation"])
+    assert execution.status == TaskStatus.COMPLETED
+    assert execution.outcome == document["info"]["submission"]
+
+
+def test_a_reused_tool_call_id_keeps_each_call_with_its_own_result() -> None:
+    history = json.loads(REUSED_IDS.read_text())["history"]
+    calls = [c for h in history if h["role"] == "assistant" for c in h["tool_calls"]]
+    results = [h["content"] for h in history if h["role"] == "tool"]
+    assert len({c["id"] for c in calls}) < len(calls)  # the file does reuse ids
+    import_file(REUSED_IDS)
+
+    stored = list(ToolCall.objects.order_by("requested_in__seq"))
+    assert [(c.name, c.input, c.result) for c in stored] == [
+        (c["function"]["name"], json.loads(c["function"]["arguments"]), r)
+        for c, r in zip(calls, results, strict=True)
+    ]
+    assert AgentAction.objects.filter(action_type="tool_use").count() == len(calls)
+
+
+def test_an_openhands_session_that_ended_awaiting_user_input_is_complete() -> None:
+    events = json.loads(AWAITING_USER.read_text())
+    states = [
+        e["extras"]["agent_state"] for e in events if e.get("observation") == "agent_state_changed"
+    ]
+    assert states[-1] == "awaiting_user_input"
+    assert not any(e.get("action") == "finish" for e in events)
+    import_file(AWAITING_USER)
+
+    execution = Execution.objects.get()
+    assert (execution.status, execution.success, execution.is_partial) == (
+        TaskStatus.COMPLETED,
+        None,
+        False,
+    )
+    replies = [e for e in events if e.get("action") == "message" and e["source"] == "agent"]
+    assert execution.outcome == replies[-1]["args"]["content"]

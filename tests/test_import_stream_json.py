@@ -104,3 +104,71 @@ def test_a_log_without_a_result_is_partial(tmp_path: Path) -> None:
     (execution,) = Execution.objects.all()
     assert execution.status == TaskStatus.IN_PROGRESS and execution.is_partial
     assert execution.success is None
+
+
+SPLIT = "trainingdash__subagent_split.ndjson"  # a response written as two lines, a sub-agent
+TOKEN_NAMES = {
+    "inputTokens": "input_tokens",
+    "outputTokens": "output_tokens",
+    "cacheCreationInputTokens": "cache_creation_input_tokens",
+    "cacheReadInputTokens": "cache_read_input_tokens",
+}
+
+
+def test_lines_of_one_response_are_one_message_as_in_a_transcript() -> None:
+    lines = records(SPLIT)
+    assistants = [r for r in lines if r["type"] == "assistant"]
+    responses = {r["message"]["id"] for r in assistants}
+    assert len(responses) < len(assistants)
+    import_file(FIXTURES / SPLIT)
+
+    execution = Execution.objects.get()
+    others = sum(1 for r in lines if r["type"] != "assistant")
+    assert execution.messages.count() == others + len(responses)
+    for rid in responses:
+        stored = execution.messages.get(payload__message__id=rid)
+        blocks = [
+            b for r in assistants if r["message"]["id"] == rid for b in r["message"]["content"]
+        ]
+        assert stored.payload["message"]["content"] == blocks
+    answers = {
+        block["tool_use_id"]: block["content"]
+        for r in lines
+        if r["type"] == "user" and isinstance(r["message"]["content"], list)
+        for block in r["message"]["content"]
+        if block.get("type") == "tool_result"
+    }
+    assert {c.tool_use_id: c.result for c in ToolCall.objects.all()} == answers
+
+
+def test_token_totals_cover_every_model_as_the_cost_does() -> None:
+    result = records(SPLIT)[-1]
+    models = result["modelUsage"]
+    import_file(FIXTURES / SPLIT)
+
+    execution = Execution.objects.get()
+    for camel, name in TOKEN_NAMES.items():
+        assert getattr(execution, name) == sum(m[camel] for m in models.values())
+    assert execution.input_tokens != result["usage"]["input_tokens"]  # main model only
+    assert execution.cost_usd == result["total_cost_usd"]
+    assert execution.usage["model_usage"] == models
+
+
+def test_a_sub_agent_in_a_stream_json_log_is_counted_under_its_call() -> None:
+    lines = records(SPLIT)
+    spawned = [r for r in lines if r.get("parent_tool_use_id")]
+    (spawner,) = {r["parent_tool_use_id"] for r in spawned}
+    import_file(FIXTURES / SPLIT)
+
+    execution = Execution.objects.get()
+    (sub,) = execution.metadata["subagents"]
+    assert (sub["tool_use_id"], sub["lines"]) == (spawner, len(spawned))
+    inner = ToolCall.objects.get(parent_tool_use_id=spawner)
+    assert ToolCall.objects.get(tool_use_id=spawner).name == "Agent" and inner.name == "Bash"
+
+
+def test_a_stream_json_log_imported_twice_changes_nothing() -> None:
+    import_file(FIXTURES / SPLIT)
+    report = import_file(FIXTURES / SPLIT)
+
+    assert report.skipped == 1 and Execution.objects.count() == 1

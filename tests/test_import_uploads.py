@@ -110,3 +110,20 @@ def test_a_viewer_cannot_import(client, viewer):
     client.force_login(viewer)
     assert client.get("/imports/").status_code == 403
     assert client.post("/imports/", {"file": upload_of("a.jsonl", b"{}")}).status_code == 403
+
+
+def test_an_upload_with_no_transcript_lists_the_skipped_file_and_why(
+    client, reviewer, django_capture_on_commit_callbacks
+):
+    client.force_login(reviewer)
+    upload = upload_of("package.json", b'{"name": "not-a-session", "version": "1.0.0"}')
+    post(client, upload, django_capture_on_commit_callbacks)
+    record = run_import_upload(ImportUpload.objects.get().pk)
+
+    assert record is not None and record.report["imported"] == 0
+    (skipped,) = record.report["ignored"]
+    assert skipped["file"] == "package.json"
+    assert skipped["reason"].startswith("not a transcript this dashboard can import")
+    page = client.get(f"/imports/{record.pk}/").content.decode()
+    assert "Skipped files" in page and "package.json: not a transcript" in page
+    assert 'id="import-ignored-count">1<' in page

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from collection.importers.base import ContentKeys, Entry, Head, Importer, SessionFeed
-from collection.importers.merging import ResponseMerger, response_id
+from collection.importers.base import Entry, Head, Importer, SessionFeed
+from collection.importers.merging import MessageKeys, ResponseMerger
 from collection.importers.reading import Numbered, read_json_lines
 from collection.importers.subagents import parent_session_file, subagent_files
 
@@ -52,14 +52,13 @@ class ClaudeCodeTranscriptImporter(Importer):
 class _Session:
     def __init__(self, feed: SessionFeed) -> None:
         self.feed = feed
-        self.keys = ContentKeys()
+        self.keys = MessageKeys()
         self.files = subagent_files(feed.file, feed.problems.add)
         self.done: set[str] = set()
         self.links: dict[str, str] = {}  # agent id -> the tool use that started it
         self.progress: dict[str, tuple[str, ResponseMerger]] = {}
         self.subagents: list[dict[str, Any]] = []
         self.types: Counter[str] = Counter()
-        self.responses: Counter[str] = Counter()
         self.orphan = ""  # the agent id, when the file is a sub-agent's without its session
 
     def entries(self) -> Iterator[Entry]:
@@ -75,6 +74,9 @@ class _Session:
             if agent_id not in self.done:
                 yield from self._subagent(agent_id, self.links.get(agent_id, ""))
         self.feed.metadata |= {"line_types": dict(self.types), "subagents": self.subagents}
+        if self.orphan:
+            # Its turns are the agent's own (not a main agent's): count them as the session's.
+            self.feed.reported_turns = len(self.keys.responses)
 
     # --- the session's own lines -----------------------------------------------------------
 
@@ -128,23 +130,12 @@ class _Session:
             record["parent_tool_use_id"] = parent
         return Entry(
             payload=record,
-            uuid=self._key(record)[:100],
+            uuid=self.keys.key(record)[:100],
             line=item.line,
             file=file,
             agent=agent,
             structured_result=record.get("toolUseResult") if record.get("type") == "user" else None,
         )
-
-    def _key(self, record: dict[str, Any]) -> str:
-        """A response is keyed by its message id, not by the uuid of whichever of its lines
-        came first: a re-import that reads more (or fewer) of its lines finds the same one."""
-        rid = response_id(record)
-        if rid is not None:
-            seen = self.responses[rid]
-            self.responses[rid] += 1
-            return rid if not seen else f"{rid}#{seen + 1}"
-        uuid = record.get("uuid")
-        return uuid if isinstance(uuid, str) and uuid else self.keys.key(record)
 
     # --- sub-agents ------------------------------------------------------------------------
 

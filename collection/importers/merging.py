@@ -8,8 +8,10 @@ then always stored after the tool call it answers.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
+from collection.importers.base import ContentKeys
 from collection.importers.reading import Numbered
 
 # Held lines before an open response is released anyway (keeps memory bounded).
@@ -79,3 +81,25 @@ def _blocks(message: dict[str, Any]) -> list[Any]:
     if isinstance(content, str):
         return [{"type": "text", "text": content}]
     return list(content) if isinstance(content, list) else []
+
+
+class MessageKeys:
+    """Message keys shared by the Claude Code and stream-json importers, so the two agree.
+
+    A response is keyed by its message id, not by the uuid of whichever of its lines came first:
+    a re-import that reads more (or fewer) of its lines finds the same message. Other lines are
+    keyed by their uuid, else by their content.
+    """
+
+    def __init__(self) -> None:
+        self.responses: Counter[str] = Counter()
+        self._content = ContentKeys()
+
+    def key(self, record: dict[str, Any]) -> str:
+        rid = response_id(record)
+        if rid is not None:
+            seen = self.responses[rid]
+            self.responses[rid] += 1
+            return rid if not seen else f"{rid}#{seen + 1}"
+        uuid = record.get("uuid")
+        return uuid if isinstance(uuid, str) and uuid else self._content.key(record)

@@ -4,7 +4,9 @@ An agent action made through a tool call becomes an assistant message holding a 
 (its thought as text and as the action's reasoning); the observation caused by it becomes a
 user message with the tool_result (its `extras` as structured output). Messages from the user
 or agent stay messages; other events are kept as system messages. Every payload keeps its
-event verbatim under `openhands`. Token usage comes from each LLM response once, converted to
+event verbatim under `openhands`. A session whose last agent state is `awaiting_user_input` ended
+its turn (the agent answered and handed back to the user): it is complete, its last agent
+message the outcome. Token usage comes from each LLM response once, converted to
 Anthropic field names. A trajectory has no session id: the sha256 of the file is its identity.
 """
 
@@ -49,6 +51,7 @@ class _Mapper:
         self.feed = feed
         self.finished: str | None = None
         self.state = ""
+        self.last_reply = ""  # the agent's last message, the outcome when it awaits the user
 
     def entries(self, events: list[Any]) -> Iterator[Entry]:
         for index, event in enumerate(events):
@@ -75,7 +78,10 @@ class _Mapper:
         if observation and meta.get("tool_call_id"):
             return self._tool_result(event, meta), {"structured_result": event.get("extras")}
         if action == "message":
-            return _message(event), {}
+            payload = _message(event)
+            if payload["type"] == "assistant":
+                self.last_reply = payload["message"]["content"][0]["text"]
+            return payload, {}
         kind = f"action_{action}" if action else f"observation_{observation}"
         return {"type": "system", "subtype": f"openhands_{kind}"}, {}
 
@@ -118,6 +124,8 @@ class _Mapper:
             )
         if self.finished is not None or self.state == "finished":
             return Outcome(TaskStatus.COMPLETED, text=self.finished)
+        if self.state == "awaiting_user_input":
+            return Outcome(TaskStatus.COMPLETED, text=self.last_reply or None)
         return Outcome(
             TaskStatus.IN_PROGRESS, error="trajectory ends before a finish", partial=True
         )

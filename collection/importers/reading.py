@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -38,9 +39,10 @@ def max_document_bytes() -> int:
 
 
 def read_head(path: Path) -> Head:
-    """The first 64 KiB of a file as text, and the first JSON lines that fit in it."""
+    """The first 64 KiB of a file as text (more when its first line is longer, up to the line
+    limit), and the first JSON lines that fit in it."""
     with path.open("rb") as fh:
-        raw = fh.read(HEAD_BYTES)
+        raw, whole = _head_bytes(fh)
     if not raw.strip():
         # Claude Code leaves empty session files behind: a folder walk passes over them.
         raise NotATranscript(path, 1, "empty file")
@@ -48,9 +50,22 @@ def read_head(path: Path) -> Head:
         raise TranscriptError(path, 1, "UTF-16/UTF-32 or binary data: transcripts are UTF-8")
     text = raw.removeprefix(_UTF8_BOM).decode("utf-8", errors="replace")
     lines = text.splitlines()
-    if len(raw) == HEAD_BYTES:
-        lines = lines[:-1]  # the last one is probably cut by the 64 KiB boundary
+    if not whole:
+        lines = lines[:-1]  # the last one is cut where reading stopped
     return Head(path=path, text=text, records=_records(lines))
+
+
+def _head_bytes(fh: Any) -> tuple[bytes, bool]:
+    """The head's bytes, and whether they are the whole file. A first line longer than 64 KiB
+    (a large pasted prompt) is read to its end: without it no importer recognises the file."""
+    raw = fh.read(HEAD_BYTES)
+    limit = max_line_bytes()
+    while b"\n" not in raw.lstrip(b"\r\n") and len(raw) <= limit:
+        more = fh.read(max(HEAD_BYTES, len(raw)))
+        if not more:
+            return raw, True
+        raw += more
+    return raw, fh.read(1) == b""
 
 
 def _records(lines: list[str]) -> list[dict[str, Any]]:
@@ -138,9 +153,19 @@ def read_json_document(path: Path) -> tuple[Any, str]:
         raise TranscriptError(path, exc.lineno, reason) from None
 
 
+# What can be left unread when a line is cut inside a number or a literal (`12.`, `tr`, `-`).
+_CUT_TOKEN = re.compile(r"[-+.eE0-9]+|t(r(ue?)?)?|f(a(l(se?)?)?)?|n(u(ll?)?)?")
+
+
 def _cut_short(error: json.JSONDecodeError, text: str) -> bool:
-    """Whether the JSON ends early (a string or value still open at the end of the text)."""
-    return error.pos >= len(text.rstrip()) or error.msg.startswith("Unterminated string")
+    """Whether the JSON ends early: a string, value or container still open at the end of the
+    text, or the text ending inside a number or a literal."""
+    tail = text[error.pos :].rstrip()
+    if not tail or error.msg.startswith("Unterminated string"):
+        return True
+    if error.msg.startswith("Invalid \\uXXXX escape"):  # cut inside a \u escape
+        return error.pos + 6 > len(text.rstrip())
+    return _CUT_TOKEN.fullmatch(tail) is not None
 
 
 class Peekable:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collection.importers.atif import AtifImporter
 from collection.importers.base import Head, Importer, NotATranscript, TranscriptError
 from collection.importers.claude_code import ClaudeCodeTranscriptImporter
+from collection.importers.codex import CodexImporter
 from collection.importers.openhands import OpenHandsImporter
 from collection.importers.stream_json import StreamJsonImporter
 from collection.importers.swe_agent import SweAgentImporter
@@ -14,6 +16,9 @@ IMPORTERS: dict[str, type[Importer]] = {
     "stream_json": StreamJsonImporter,
     "swe_agent": SweAgentImporter,
     "openhands": OpenHandsImporter,
+    # Last: each needs its own marker (a session_meta line, an ATIF schema_version).
+    "codex": CodexImporter,
+    "atif": AtifImporter,
 }
 
 

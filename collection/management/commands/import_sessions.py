@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from collection.importers import IMPORTERS, import_paths
+from collection.importers.runner import WALKED_SUFFIXES
 
 
 class Command(BaseCommand):
@@ -47,5 +48,16 @@ class Command(BaseCommand):
             )
         style = self.style.SUCCESS if report.ok else self.style.WARNING
         self.stdout.write(style(report.summary()))
+        if not report.sessions and not report.errors:
+            # A folder of nothing importable is a mistake worth a failing exit, not a silent 0.
+            raise CommandError(_nothing_found(options["paths"], len(report.ignored)))
         if report.errors and not options["exit_zero"]:
             raise CommandError(f"{len(report.errors)} error(s) while importing")
+
+
+def _nothing_found(paths: list[str], ignored: int) -> str:
+    where = ", ".join(paths)
+    if ignored:
+        return f"nothing imported from {where}: {ignored} file(s) found, none a transcript"
+    suffixes = ", ".join(sorted(WALKED_SUFFIXES))
+    return f"nothing imported from {where}: no files ending in {suffixes}"
