@@ -18,7 +18,14 @@ from django.db import connection
 from django.db.models import BooleanField, Exists, OuterRef, Q, QuerySet
 from django.db.models.expressions import BaseExpression, RawSQL
 from django.utils import timezone
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from collection import search
 from collection.models import (
@@ -361,3 +368,11 @@ def _beyond(order: list[tuple[str, bool]], values: tuple[Any, ...], *, backwards
     field, descending = order[0]
     bound = Q(**{f"{field}__{'lte' if descending != backwards else 'gte'}": values[0]})
     return bound & past
+
+
+def describe(exc: ValidationError) -> str:
+    """A bad query as people read it: "min_cost: Input should be a valid number; ..." (errors
+    about the filters as a whole, such as a range the wrong way round, are named "filters")."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'filters'}: {e['msg']}" for e in exc.errors()
+    )

@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from collection.models import IllegalTransition
-from collection.queries import Cursor
+from collection.queries import Cursor, describe
 from collection.roles import require_perm, signed_in_user
 from exports.bundles import bundle_path, format_choices
 from exports.jobs import (
@@ -122,9 +122,7 @@ def _start(asked: ExportRequest, user: Any) -> ExportJob:
 
 
 def _describe(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-    return str(exc)
+    return describe(exc) if isinstance(exc, ValidationError) else str(exc)
 
 
 def _go(request: HtmxHttpRequest, url: str) -> HttpResponse:

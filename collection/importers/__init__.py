@@ -1,6 +1,6 @@
 """Importing agent sessions from disk: Claude Code transcripts, stream-json logs, SWE-agent and
-OpenHands trajectories, Codex CLI rollouts and ATIF trajectories, each session stored as an execution with its messages, tool calls,
-actions, metrics and a scored training example.
+OpenHands trajectories, Codex CLI rollouts and ATIF trajectories, each session stored as an
+execution with its messages, tool calls, actions, metrics and a scored training example.
 
     report = import_paths(["~/.claude/projects", "logs/*.jsonl"])
     report = import_file("run.traj")

@@ -24,7 +24,14 @@ from collection.models import (
     TaskStatus,
     TrainingExample,
 )
-from collection.queries import ANY_TOOL, Cursor, ExampleFilters, filter_examples, page_examples
+from collection.queries import (
+    ANY_TOOL,
+    Cursor,
+    ExampleFilters,
+    describe,
+    filter_examples,
+    page_examples,
+)
 from collection.review import (
     ReviewError,
     add_tags,
@@ -84,8 +91,8 @@ def _render_list(
     try:
         cursor, filters = Cursor.split_query(params.dict())
     except ValidationError as exc:
-        cursor, filters, error = Cursor(), ExampleFilters(), _describe(exc)
-    context = _filter_choices() | {
+        cursor, filters, error = Cursor(), ExampleFilters(), describe(exc)
+    context = filter_choices() | {
         "page": page_examples(filters, cursor),
         "filters": filters,
         "params": params,
@@ -116,7 +123,7 @@ KNOWN_TOOLS = (
 )
 
 
-def _filter_choices() -> dict[str, Any]:
+def filter_choices() -> dict[str, Any]:
     reviewers = User.objects.filter(
         Q(groups__name__in=(REVIEWER, ADMIN)) | Q(is_superuser=True)
     ).distinct()
@@ -129,10 +136,6 @@ def _filter_choices() -> dict[str, Any]:
         "any_tool": ANY_TOOL,
         "reviewers": reviewers.order_by("username").values_list("username", flat=True),
     }
-
-
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
 
 
 # name -> (label, what it did, whether it needs tags)
@@ -174,7 +177,7 @@ def example_bulk(request: HtmxHttpRequest) -> HttpResponse:
         examples = _bulk_examples(bulk, params)
         notice = _run_bulk(bulk, examples, signed_in_user(request))
     except (ValidationError, BulkError, ReviewError) as exc:
-        error = _describe(exc) if isinstance(exc, ValidationError) else str(exc)
+        error = describe(exc) if isinstance(exc, ValidationError) else str(exc)
         if request.htmx:
             return _render_list(request, params, error=error)
         return HttpResponseBadRequest(error)

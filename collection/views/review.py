@@ -177,7 +177,7 @@ def review_queue(request: HtmxHttpRequest) -> HttpResponse:
     try:
         filters = ExampleFilters.from_query(params)
     except ValidationError as exc:
-        return render(request, QUEUE, {"error": _describe(exc)}, status=400)
+        return render(request, QUEUE, {"error": queries.describe(exc)}, status=400)
     chosen = request.GET.get("example", "")
     if chosen and not chosen.isdigit():
         error = f"example: {chosen!r} is not an example id"
@@ -192,12 +192,6 @@ def review_queue(request: HtmxHttpRequest) -> HttpResponse:
         QUEUE + "#status" if request.htmx and request.htmx.target == "queue-status" else QUEUE
     )
     return render(request, template, context)
-
-
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(map(str, e['loc'])) or 'filters'}: {e['msg']}" for e in exc.errors()
-    )
 
 
 def _queue_context(

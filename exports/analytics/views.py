@@ -19,8 +19,8 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 from pydantic import ValidationError
 
-from collection.queries import ExampleFilters
-from collection.views.examples import MORE_FILTERS, _describe, _filter_choices
+from collection.queries import ExampleFilters, describe
+from collection.views.examples import MORE_FILTERS, filter_choices
 from exports.analytics import reports
 from exports.analytics.charts import chart_views, plotly_bundle
 from exports.analytics.engine import get_analytics
@@ -38,7 +38,7 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
     # Each load brings the snapshot up to date first (incremental: two small queries when
     # nothing changed), so "Refresh" is a reload and the page, report and CSV always agree.
     analytics = get_analytics(filters)
-    context = _filter_choices() | {
+    context = filter_choices() | {
         "filters": filters,
         "query": query.urlencode(),
         "error": error,
@@ -114,7 +114,7 @@ def _parse(query: QueryDict) -> tuple[ExampleFilters, str]:
     try:
         return ExampleFilters.from_query(_dict(query)), ""
     except ValidationError as exc:
-        return ExampleFilters(), _describe(exc)
+        return ExampleFilters(), describe(exc)
 
 
 def _dict(query: QueryDict) -> dict[str, Any]:
