@@ -667,3 +667,27 @@ class ImportUpload(BackgroundJob):
 
     def __str__(self) -> str:
         return f"{self.file_name} [{self.status}]"
+
+
+class ImportWatchFile(models.Model):
+    """A file under a watched folder and how much of it is imported (`import_sessions --watch`).
+
+    `offset` is the file's size when it was last imported; a file whose inode changed or that
+    shrank below it was rotated or replaced and is read again from the start.
+    """
+
+    root = models.CharField(max_length=1000, help_text="the watched folder the file is under")
+    path = models.CharField(max_length=1000, unique=True)
+    inode = models.PositiveBigIntegerField(default=0)
+    offset = models.PositiveBigIntegerField(default=0)
+    size = models.PositiveBigIntegerField(default=0)
+    mtime = models.DateTimeField(null=True, blank=True)
+    # The last import's outcome in a few words ("updated · 3 message(s)", an error), for the page.
+    note = models.CharField(max_length=500, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["root", "-updated_at"], name="importwatch_root_updated")]
+
+    def __str__(self) -> str:
+        return f"{self.path} @ {self.offset}"

@@ -228,6 +228,9 @@ TRAININGDASH_IMPORT_MAX_DOCUMENT_BYTES = env_int(
     "TRAININGDASH_IMPORT_MAX_DOCUMENT_BYTES", 256 << 20
 )
 TRAININGDASH_IMPORT_MAX_FILES = env_int("TRAININGDASH_IMPORT_MAX_FILES", 100_000)
+# Folders the worker follows and imports from as sessions are written (comma-separated; empty:
+# none). The `watch_imports` actor scans them every few seconds, re-sending itself.
+TRAININGDASH_IMPORT_WATCH = env_list("TRAININGDASH_IMPORT_WATCH", [])
 
 # Export bundles (zips under DATA_DIR/exports) are deleted this many days after they are made.
 TRAININGDASH_EXPORT_RETENTION_DAYS = env_int("TRAININGDASH_EXPORT_RETENTION_DAYS", 7)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dramatiq
 
+from collection.importers.watch import DEFAULT_INTERVAL, scan_configured
 from collection.jobs.runner import run_job
 from collection.jobs.uploads import run_import_upload
 from collection.models import CollectionJob, ImportUpload, TrainingExample
@@ -38,3 +39,21 @@ def run_collection_job(job_id: int) -> None:
 )
 def import_upload(upload_id: int) -> None:
     run_import_upload(upload_id)
+
+
+@dramatiq.actor(queue_name=ImportUpload.queue_name, max_retries=0, time_limit=30 * 60 * 1000)
+def watch_imports() -> None:
+    """Scan TRAININGDASH_IMPORT_WATCH once, then again after an interval while it is set.
+
+    Not retried: the next scan is the retry. Sent once by whoever starts the worker; a second
+    chain would only repeat scans, which import nothing twice.
+    """
+    configured = True
+    try:
+        configured = scan_configured() is not None
+    finally:
+        if configured:
+            # The installed broker, as services send (trainingdash.broker.send), not the
+            # actor's own: a test's StubBroker then sees the next scan.
+            message = watch_imports.message()
+            dramatiq.get_broker().enqueue(message, delay=int(DEFAULT_INTERVAL * 1000))

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HttpResponseStopPolling
 
 from collection.forms import ImportUploadForm
+from collection.importers.watch import watched_folders
 from collection.jobs.uploads import UploadError, receive_upload
 from collection.models import ImportUpload
 from collection.roles import IMPORT, require_perm, signed_in_user
@@ -28,7 +29,10 @@ def import_list(request: HtmxHttpRequest) -> HttpResponse:
     uploads = ImportUpload.objects.select_related("created_by")[:50]
     status = 400 if form.errors else 200
     return render(
-        request, "collection/import_list.html", {"form": form, "uploads": uploads}, status=status
+        request,
+        "collection/import_list.html",
+        {"form": form, "uploads": uploads, "watched": watched_folders()},
+        status=status,
     )
 
 

@@ -6,6 +6,12 @@ Every file is tried, each session in its own transaction, whatever fails elsewhe
 lists each problem as file:line: reason. The exit status is 1 when there were errors, so that
 scripts notice (`--exit-zero` to report them and still exit 0, say for a cron job over a folder
 Claude Code is still writing to); `--fail-fast` stops after the first file with an error.
+
+    manage.py import_sessions --watch                 # follow ~/.claude/projects until Ctrl-C
+    manage.py import_sessions --watch logs/ --interval 2 --scans 10
+
+`--watch` imports sessions as they are written, resuming from the offsets stored at the last
+scan (see collection/importers/watch.py); `--scans N` stops after N scans.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from tqdm import tqdm
 
 from collection.importers import IMPORTERS, import_paths
 from collection.importers.runner import WALKED_SUFFIXES
+from collection.importers.watch import DEFAULT_INTERVAL, DEFAULT_ROOT, ScanResult, watch
 
 
 class Command(BaseCommand):
@@ -27,7 +34,18 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or glob")
+        parser.add_argument("paths", nargs="*", metavar="PATH", help="file, folder or glob")
+        parser.add_argument(
+            "--watch",
+            nargs="?",
+            const=DEFAULT_ROOT,
+            metavar="PATH",
+            help=f"follow a folder and import sessions as they are written ({DEFAULT_ROOT})",
+        )
+        parser.add_argument(
+            "--interval", type=float, default=DEFAULT_INTERVAL, help="seconds between scans"
+        )
+        parser.add_argument("--scans", type=int, help="with --watch: stop after this many scans")
         parser.add_argument("--importer", choices=sorted(IMPORTERS), help="don't sniff: use this")
         parser.add_argument("--dry-run", action="store_true", help="read all, store nothing")
         parser.add_argument("--fail-fast", action="store_true", help="stop at the first error")
@@ -35,6 +53,11 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["watch"]:
+            self._watch([options["watch"], *options["paths"]], options)
+            return
+        if not options["paths"]:
+            raise CommandError("give a PATH to import, or --watch [PATH] to follow a folder")
         # disable=None: the bar shows on a terminal only, never in logs or pipes.
         with tqdm(
             unit="B", unit_scale=True, file=sys.stderr, disable=options["no_progress"] or None
@@ -53,6 +76,34 @@ class Command(BaseCommand):
             raise CommandError(_nothing_found(options["paths"], len(report.ignored)))
         if report.errors and not options["exit_zero"]:
             raise CommandError(f"{len(report.errors)} error(s) while importing")
+
+    def _watch(self, roots: list[str], options: dict[str, Any]) -> None:
+        if options["dry_run"] or options["importer"]:
+            raise CommandError(
+                "--watch imports for real, sniffing each file: no --dry-run, --importer"
+            )
+        if options["interval"] <= 0 or (options["scans"] is not None and options["scans"] < 1):
+            raise CommandError("--interval must be above 0 and --scans at least 1")
+        self.stdout.write(
+            f"watching {', '.join(roots)} every {options['interval']}s (Ctrl-C stops)"
+        )
+        self._missing: set[str] = set()
+        try:
+            watch(
+                roots, interval=options["interval"], scans=options["scans"], on_scan=self._scanned
+            )
+        except KeyboardInterrupt:
+            self.stdout.write("stopped; the next watch resumes from the stored offsets")
+
+    def _scanned(self, result: ScanResult) -> None:
+        # Said once, not every few seconds: the folder may well appear later.
+        for root in sorted(set(result.missing_roots) - self._missing):
+            self.stderr.write(f"no such folder (yet): {root}")
+        self._missing = set(result.missing_roots)
+        if result.changed:
+            self.stdout.write(result.summary())
+        for error in result.errors:
+            self.stderr.write(f"  {error}")
 
 
 def _nothing_found(paths: list[str], ignored: int) -> str:

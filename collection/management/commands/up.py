@@ -16,7 +16,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from collection.models import ImportUpload
 from collection.roles import ADMIN, assign_role
+from trainingdash.broker import send
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -59,6 +61,9 @@ class Command(BaseCommand):
             embedded_redis(Path(settings.REDIS_EMBEDDED_DB))
         if demo:
             self._seed_demo()
+        if settings.TRAININGDASH_IMPORT_WATCH:
+            # The worker follows these folders: one scan now, each re-sending the next.
+            send(ImportUpload.queue_name, "watch_imports")
         try:
             self._supervise(
                 {"dramatiq": self._worker(worker_threads), "gunicorn": self._web(host, port)}
