@@ -88,6 +88,8 @@ class TaskExecution(BaseModel):
 
     @classmethod
     def from_execution(cls, execution: Execution, *, with_messages: bool = False) -> TaskExecution:
+        """The snapshot scorers see; tool outputs (`result`) and messages, the bulk of a long
+        session, are loaded only `with_messages` (exporters), so scoring stays small."""
         return cls(
             task=TaskDefinition.from_task(execution.task),
             session_id=execution.session_id,
@@ -108,10 +110,7 @@ class TaskExecution(BaseModel):
                 )
                 for a in execution.actions.all()
             ],
-            tool_calls=[
-                ToolCallRecord(name=c.name, input=c.input, result=c.result, is_error=c.is_error)
-                for c in execution.tool_calls.all()
-            ],
+            tool_calls=_tool_calls(execution, with_results=with_messages),
             outcome=execution.outcome,
             success=execution.success,
             cost_usd=execution.cost_usd,
@@ -121,3 +120,11 @@ class TaskExecution(BaseModel):
             error=execution.error,
             performance_metrics=execution.performance_metrics,
         )
+
+
+def _tool_calls(execution: Execution, *, with_results: bool) -> list[ToolCallRecord]:
+    columns = ["name", "input", "is_error"] + (["result"] if with_results else [])
+    return [
+        ToolCallRecord.model_validate(row)
+        for row in execution.tool_calls.order_by("id").values(*columns)
+    ]

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from collection.importers import (
     IMPORTERS,
@@ -19,7 +22,8 @@ from collection.importers import (
 )
 from collection.importers.pricing import estimate_cost
 from collection.importers.reading import read_head
-from collection.models import Execution, Message
+from collection.models import Execution, Message, ToolCall
+from collection.schema import TaskExecution
 
 FIXTURES = Path(__file__).parent / "fixtures" / "transcripts"
 SAMPLES = {
@@ -143,3 +147,103 @@ def test_progress_is_reported_in_bytes() -> None:
     import_paths(files, progress=bar)
 
     assert bar.total == bar.done == sum(f.stat().st_size for f in files)
+
+
+# --- statements per session -----------------------------------------------------------------
+
+TOOL_HEAVY = FIXTURES / "spotter__tool_heavy.jsonl"
+# Every key that must differ between copies of the session: uuids, tool ids, response ids.
+KEYS = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?:toolu|msg)_\w+")
+
+
+def longer_session(tmp_path: Path, copies: int) -> tuple[Path, list[dict]]:
+    """The tool-heavy transcript `copies` times over, as one session (its own id) with every
+    other key made unique per copy; returns the file and its records."""
+    text = TOOL_HEAVY.read_text()
+    session = json.loads(text.splitlines()[1])["sessionId"]
+    lines = []
+    for copy in range(copies):
+        renamed = KEYS.sub(lambda m: f"{m.group()[:-4]}{copy:04d}", text)  # noqa: B023 - used at once
+        lines += renamed.replace(session[:-4] + f"{copy:04d}", f"session-{copies}").splitlines()
+    path = tmp_path / f"{copies}.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path, [json.loads(line) for line in lines]
+
+
+def message_count(records: list[dict]) -> int:
+    """Every line is a message, except that the lines of one response make one."""
+    responses = {r["message"]["id"] for r in records if r["type"] == "assistant"}
+    return sum(1 for r in records if r["type"] != "assistant") + len(responses)
+
+
+def tool_use_ids(records: list[dict]) -> set[str]:
+    return {
+        block["id"]
+        for r in records
+        if r["type"] == "assistant"
+        for block in r["message"]["content"]
+        if block["type"] == "tool_use"
+    }
+
+
+def statements(path: Path) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        report = import_file(path)
+    assert report.ok, report.summary()
+    return len(queries)
+
+
+@pytest.mark.django_db
+def test_a_session_costs_as_many_statements_whatever_its_length(tmp_path: Path) -> None:
+    first, short_records = longer_session(tmp_path, 1)
+    short, _ = longer_session(tmp_path, 2)
+    long, long_records = longer_session(tmp_path, 6)
+    statements(first)  # creates the sessions' task, which the others then share
+
+    few, many = statements(short), statements(long)
+
+    assert few == many
+    long_run = Execution.objects.get(session_id="session-6")
+    assert long_run.messages.count() == message_count(long_records) > 6 * 20
+    calls = set(long_run.tool_calls.values_list("tool_use_id", flat=True))
+    assert calls == tool_use_ids(long_records) and len(calls) == 6 * len(
+        tool_use_ids(short_records)
+    )
+    assert not long_run.tool_calls.filter(result__isnull=True).exists()
+
+
+@pytest.mark.django_db
+def test_a_reimport_is_a_lookup_whatever_the_session_length(tmp_path: Path) -> None:
+    short, _ = longer_session(tmp_path, 1)
+    long, long_records = longer_session(tmp_path, 6)
+    statements(short), statements(long)
+    stored = list(Message.objects.order_by("pk").values_list("pk", "uuid", "seq"))
+
+    few, many = statements(short), statements(long)
+
+    assert few == many
+    assert list(Message.objects.order_by("pk").values_list("pk", "uuid", "seq")) == stored
+    assert ToolCall.objects.filter(execution__session_id="session-6").count() == len(
+        tool_use_ids(long_records)
+    )
+
+
+@pytest.mark.django_db
+def test_scoring_reads_no_tool_output(tmp_path: Path) -> None:
+    path, records = longer_session(tmp_path, 1)
+    import_file(path)
+    execution = Execution.objects.get()
+
+    with CaptureQueriesContext(connection) as queries:
+        record = TaskExecution.from_execution(execution)
+
+    calls = [q["sql"] for q in queries if '"collection_toolcall"' in q["sql"]]
+    assert calls and not any('"collection_toolcall"."result"' in sql for sql in calls)
+    assert {c.name for c in record.tool_calls} == {
+        block["name"]
+        for r in records
+        if r["type"] == "assistant"
+        for block in r["message"]["content"]
+        if block["type"] == "tool_use"
+    }
+    assert all(c.result is None for c in record.tool_calls)

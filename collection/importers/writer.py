@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, islice
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -20,12 +20,14 @@ from collection.importers.closing import close
 from collection.importers.recorder import ImportRecorder
 from collection.importers.report import SessionStatus
 from collection.importers.tracking import SessionTracker
-from collection.lifecycle import open_execution
+from collection.lifecycle import collected_live, open_execution
 from collection.models import Execution, Source
 from collection.sessions.task_inference import task_for
 
 # Entries read before the execution is opened, looking for the prompt that names its task.
 LOOKAHEAD = 200
+# Entries recorded between bulk writes: bounds memory, and is a few statements per chunk.
+CHUNK = 1000
 
 
 @dataclass
@@ -74,20 +76,36 @@ def _store(feed: SessionFeed, user: AbstractBaseUser | None) -> Stored:
     entries = iter(feed.entries)
     head = _lookahead(entries, tracker)
     execution, created = _open(feed, tracker, user)
-    recorder = ImportRecorder(execution)
+    recorder = ImportRecorder(execution, fresh=created)
     added = 0
-    for index, entry in enumerate(chain(head, entries)):
-        if index >= len(head):
+    for index, chunk in enumerate(_chunks(chain(head, entries))):
+        for entry in chunk if index else chunk[len(head) :]:
             tracker.see(entry)
+        added += _record_chunk(recorder, chunk, feed)
+    if not created and added == 0:
+        return Stored("skipped", execution.pk, execution.session_id)
+    close(execution, feed, tracker)
+    return Stored("imported" if created else "updated", execution.pk, execution.session_id, added)
+
+
+def _chunks(entries: Iterator[Entry]) -> Iterator[list[Entry]]:
+    """Entries a chunk at a time: the first holds the whole lookahead (it is never longer)."""
+    while chunk := list(islice(entries, CHUNK)):
+        yield chunk
+
+
+def _record_chunk(recorder: ImportRecorder, chunk: list[Entry], feed: SessionFeed) -> int:
+    """Record a chunk of entries and write its rows in bulk; how many messages it added."""
+    recorder.prefetch(chunk)
+    added = 0
+    for entry in chunk:
         try:
             added += _record(recorder, entry, feed)
         except Exception as exc:  # say where: the whole session is rolled back for it
             where = entry.file or feed.file
             raise TranscriptError(where, entry.line, f"{type(exc).__name__}: {exc}") from exc
-    if not created and added == 0:
-        return Stored("skipped", execution.pk, execution.session_id)
-    close(execution, feed, tracker)
-    return Stored("imported" if created else "updated", execution.pk, execution.session_id, added)
+    recorder.flush()
+    return added
 
 
 def _lookahead(entries: Iterator[Entry], tracker: SessionTracker) -> list[Entry]:
@@ -111,6 +129,8 @@ def _open(
         .order_by("id")
         .first()
     )
+    # The same session collected live (and mirrored) is that execution, not a second one.
+    existing = existing or collected_live(feed.importer, session_id, feed.agent_id[:100])
     if existing:
         return existing, False
     fallback = f"Imported {feed.importer} sessions without a prompt"
