@@ -39,7 +39,10 @@ RESULT_METRICS = {
     "cost_usd": "total_cost_usd",
 }
 METRIC_FIELDS = (*RESULT_METRICS, *TOKEN_FIELDS)
+RESULT_SAVES = (*RESULT_METRICS, "usage", "outcome", "session_id", "performance_metrics")
 MAX_ERROR_TEXT = 4000
+# Importers whose session ids are Claude Code's own (the ids live sessions get).
+CLAUDE_SESSION_IMPORTERS = {"claude_code", "stream_json"}
 
 
 @dataclass
@@ -102,7 +105,8 @@ def open_execution(
     **fields: Any,
 ) -> Execution:
     """Start (or continue, for a chain's next step) an execution: in progress, and partial
-    until it is finished properly."""
+    until it is finished properly. (An importer asks `collected_live` first: the transcript of
+    a session collected live is that session, not a new execution.)"""
     if execution is None:
         stored = task if isinstance(task, Task) else task.get_or_create_task()
         execution = Execution(task=stored, source=source, **fields)
@@ -114,6 +118,25 @@ def open_execution(
         execution.metadata = execution.metadata | {"prompt": prompt}
     execution.save()
     return execution
+
+
+def collected_live(importer: str, session_id: str, agent_id: str = "") -> Execution | None:
+    """The live execution of the session a transcript records, if it was collected live.
+
+    One session, one execution: a session is known by its session id (and agent id) within
+    Claude Code's id space, which live collection, the SessionStore mirror and the Claude Code
+    and stream-json importers share; other agents' ids are not comparable and never match.
+    The row is locked, as the importer's own lookup locks the imported execution it finds.
+    """
+    if importer not in CLAUDE_SESSION_IMPORTERS or not session_id:
+        return None
+    return (
+        Execution.objects.select_for_update()
+        .filter(session_id=session_id, agent_id=agent_id)
+        .exclude(source=Source.IMPORTED)
+        .order_by("id")
+        .first()
+    )
 
 
 def reset_execution(execution: Execution, **metadata: Any) -> None:
@@ -163,7 +186,8 @@ def record_result(execution: Execution, result: dict[str, Any], *, step: str = "
             cost_usd=result.get("total_cost_usd"),
             usage=usage,
         )
-    execution.save()
+    # Only what it changed: the SessionStore mirror writes the metadata of this row meanwhile.
+    execution.save(update_fields=[*RESULT_SAVES, *TOKEN_FIELDS])
 
 
 def set_step_metrics(execution: Execution, step: str, **fields: Any) -> None:
@@ -208,12 +232,21 @@ def finish(
         elapsed = execution.completed_at - execution.started_at
         execution.duration_ms = int(elapsed / timedelta(milliseconds=1))
     execution.save()
+    _join_mirror(execution)
     if outcome.infrastructure:
         TrainingExample.objects.filter(execution=execution).delete()
         return None
     example, _ = TrainingExample.objects.get_or_create(execution=execution)
     index_example(example)
     return mark_duplicates(apply_score(example, scorer))
+
+
+def _join_mirror(execution: Execution) -> None:
+    # A live session's transcript mirrored meanwhile becomes part of it (one session, one
+    # execution). Imported here: the SessionStore opens its executions through this module.
+    from collection.sessions.session_store import join_mirror
+
+    join_mirror(execution)
 
 
 def tool_metrics(execution: Execution) -> dict[str, Any]:

@@ -57,7 +57,7 @@ def test_a_swe_agent_trajectory_that_submitted_is_complete_with_success_unknown(
     )
     assert execution.outcome.lstrip().startswith("diff --git")
     assert execution.task.name == "SyntaxError: invalid syntax"
-    assert execution.task.category == "imported"
+    assert execution.task.category == "debugging"  # from what it did: categorise.py
 
 
 def test_an_openhands_trajectory_maps_actions_and_observations() -> None:

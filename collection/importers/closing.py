@@ -4,7 +4,14 @@ Tokens and cost come from the session's result message when it has one (the reco
 it), else from the tally of its responses; cost as the transcript states it, else estimated
 from the price table. Times come from the payloads' timestamps. Status is the source's word
 when it gives one, then the result's, then the trajectory's shape: a tool call without a
-result means the session was cut off (or is still running).
+result means the session was cut off (or is still running). The task it was filed under is then
+categorised from what the session did (`categorise`), unless a person already chose.
+
+A transcript of a session that was collected live is the same session (see
+`lifecycle.open_execution`): its execution keeps the live metrics and outcome, which the
+stream reported exactly; the transcript adds the lines the stream never had (the prompt, the
+CLI's own lines) and its import metadata. Its responses are already stored one line per
+message, as the stream sent them, so the merged copies the import just wrote are dropped.
 """
 
 from __future__ import annotations
@@ -14,16 +21,57 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from collection.importers.base import SessionFeed
+from collection.importers.categorise import ToolUse, categorise
 from collection.importers.tracking import SessionTracker
 from collection.lifecycle import Outcome, finish
-from collection.models import TOKEN_FIELDS, Execution, TaskStatus
+from collection.models import TOKEN_FIELDS, AgentAction, Execution, Source, TaskStatus
+from collection.sessions.task_inference import categorise_task
 
 
 def close(execution: Execution, feed: SessionFeed, tracker: SessionTracker) -> None:
+    if execution.source != Source.IMPORTED:
+        _join_live(execution, feed)
+        return
     _set_metrics(execution, feed, tracker)
     _set_times(execution, feed, tracker)
     execution.metadata = execution.metadata | feed.metadata | _import_metadata(feed)
+    _categorise(execution, feed, tracker)
     finish(execution, _outcome(feed, tracker))
+
+
+def _categorise(execution: Execution, feed: SessionFeed, tracker: SessionTracker) -> None:
+    calls = execution.tool_calls.values_list("name", "input", "is_error")
+    prompt = tracker.prompt or feed.task_name or execution.task.description
+    found = categorise(prompt, [ToolUse(*c) for c in calls], turns=execution.num_turns or 0)
+    execution.metadata = execution.metadata | {
+        "categorised": {"category": found.category, "difficulty": found.difficulty} | found.signals
+    }
+    categorise_task(execution.task, found.category, found.difficulty)
+
+
+def _join_live(execution: Execution, feed: SessionFeed) -> None:
+    """The transcript of a session collected live: keep the live record, drop replays."""
+    _drop_replayed_responses(execution)
+    metadata = execution.metadata | _import_metadata(feed)
+    Execution.objects.filter(pk=execution.pk).update(metadata=metadata)
+    execution.metadata = metadata
+
+
+def _drop_replayed_responses(execution: Execution) -> None:
+    """Merged responses whose lines the live stream already stored, one message per line."""
+    keys = set(execution.messages.values_list("uuid", flat=True))
+    replays = [
+        m.pk
+        for m in execution.messages.filter(type="assistant").only("uuid", "payload")
+        if m.payload.get("uuid") in keys and m.uuid != m.payload.get("uuid")
+    ]
+    execution.messages.filter(pk__in=replays).delete()
+    # Their tool calls were stored already; only the actions were written again.
+    seen: set[str] = set()
+    for action in execution.actions.exclude(tool_use_id="").order_by("id"):
+        if action.tool_use_id in seen:
+            AgentAction.objects.filter(pk=action.pk).delete()
+        seen.add(action.tool_use_id)
 
 
 def _set_metrics(execution: Execution, feed: SessionFeed, tracker: SessionTracker) -> None:

@@ -10,14 +10,24 @@ store lives in `Execution.metadata["mirror"]`:
      "mtime": storage write time in epoch ms, "summary": SDK summary sidecar (main only),
      "parent_execution_id": the main transcript's execution (sub-agent transcripts only)}
 
+A session collected live is one execution whatever writes it. While the live collector is still
+writing its execution, the main transcript is mirrored into an execution of its own (two writers
+on one message sequence would race); when the live execution is finished, `join_mirror` (called
+by `lifecycle.finish`) folds the mirror into it, and later appends go straight to it.
+Its lines the stream already stored (same uuid) keep one row: the transcript's fields are added
+to the stored payload, so `load` gives the SDK the transcript's lines back. Lines without a uuid
+are keyed by content and occurrence as the importers key them (`ContentKeys`), so importing the
+transcript later finds them stored.
+
 The SDK calls the store from its event loop; the ORM is sync, so every method runs its
 database work in one thread-sensitive `sync_to_async` call, and each append in one transaction.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -32,11 +42,11 @@ from claude_agent_sdk.types import (
     SessionSummaryEntry,
 )
 from django.db import connections, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from collection.lifecycle import open_execution
-from collection.models import Execution, Source, Task
+from collection.models import Execution, Message, Source, Task, TaskStatus
 from collection.sessions.task_inference import first_prompt, task_for
 
 P = ParamSpec("P")
@@ -44,6 +54,8 @@ R = TypeVar("R")
 
 # Marks the tasks this module made up, so it only ever removes its own.
 TASK_MARK = "session_store"
+# Message types only the live stream has; transcripts' own system lines carry a parentUuid.
+STREAM_ONLY = ("system", "result")
 
 
 class DatabaseSessionStore(SessionStore):
@@ -93,7 +105,10 @@ def _with_healthy_connections(func: Callable[P, R]) -> Callable[P, R]:
 def append_entries(key: SessionKey, entries: list[SessionStoreEntry]) -> None:
     """Store a batch once and in order: entries with a uuid are idempotent, others are not."""
     with transaction.atomic():
-        execution = _keyed(key).select_for_update().first() or _create_execution(key, entries)
+        execution = _keyed(key).select_for_update().first()
+        if execution is not None and execution.source == Source.IMPORTED:
+            execution = _fold_into_live(execution, key)
+        execution = execution or _adopt_live(key) or _create_execution(key, entries)
         stored = [entry for entry in entries if _store_entry(execution, entry)]
         if stored:
             _stamp(execution, key, stored)
@@ -101,9 +116,15 @@ def append_entries(key: SessionKey, entries: list[SessionStoreEntry]) -> None:
 
 def load_entries(key: SessionKey) -> list[SessionStoreEntry] | None:
     execution = _keyed(key).first()
-    if execution is None:
-        return None
-    return list(execution.messages.order_by("seq").values_list("payload", flat=True))
+    return None if execution is None else _transcript(execution)
+
+
+def _transcript(execution: Execution) -> list[SessionStoreEntry]:
+    messages = execution.messages.order_by("seq")
+    if execution.source != Source.IMPORTED:
+        # Only the stream had these (init, result, ...): they are no transcript lines.
+        messages = messages.exclude(Q(type__in=STREAM_ONLY) & ~Q(payload__has_key="parentUuid"))
+    return list(messages.values_list("payload", flat=True))
 
 
 def list_sessions(project_key: str) -> list[SessionStoreListEntry]:
@@ -121,10 +142,12 @@ def list_session_summaries(project_key: str) -> list[SessionSummaryEntry]:
 
 def delete_session(key: SessionKey) -> None:
     """Delete one transcript; deleting the main transcript takes its sub-agents with it."""
-    if _subpath(key):
-        _keyed(key).delete()
-    else:
-        _mirrors(key["project_key"], key["session_id"]).delete()
+    doomed = _keyed(key) if _subpath(key) else _mirrors(key["project_key"], key["session_id"])
+    # A live execution is the session's record, not the store's: it only stops being a mirror.
+    for live in doomed.exclude(source=Source.IMPORTED):
+        del live.metadata["mirror"]
+        live.save(update_fields=["metadata"])
+    doomed.filter(source=Source.IMPORTED).delete()
 
 
 def list_subkeys(key: SessionListSubkeysKey) -> list[str]:
@@ -141,9 +164,7 @@ def _subpath(key: SessionKey) -> str:
 
 
 def _mirrors(project_key: str, session_id: str | None = None) -> QuerySet[Execution]:
-    executions = Execution.objects.filter(
-        source=Source.IMPORTED, metadata__mirror__project_key=project_key
-    )
+    executions = Execution.objects.filter(metadata__mirror__project_key=project_key)
     if session_id is not None:
         executions = executions.filter(session_id=session_id)
     # Oldest first: should two processes ever race to create a key, both keep using one row.
@@ -201,12 +222,95 @@ def _adopt_subagents(main: Execution, key: SessionKey) -> None:
     ).delete()
 
 
+def _adopt_live(key: SessionKey) -> Execution | None:
+    """The live execution of this session, which becomes its main transcript's mirror."""
+    if _subpath(key):
+        return None  # the live execution holds sub-agent turns inline, not as transcripts
+    live = _live(key["session_id"])
+    if live is not None:
+        live.metadata = live.metadata | {"mirror": {"project_key": key["project_key"]}}
+        live.metadata["mirror"]["subpath"] = ""
+        live.save(update_fields=["metadata"])
+    return live
+
+
+def _live(session_id: str) -> Execution | None:
+    """The session's finished live execution (locked): only then is nobody else writing it."""
+    return (
+        Execution.objects.select_for_update()
+        .filter(session_id=session_id, agent_id="")
+        .exclude(source=Source.IMPORTED)
+        .exclude(status__in=[TaskStatus.PENDING, TaskStatus.IN_PROGRESS])
+        .order_by("id")
+        .first()
+    )
+
+
+def join_mirror(live: Execution) -> None:
+    """Fold the mirrored main transcript of a live session, now finished, into its execution."""
+    if live.source == Source.IMPORTED or not live.session_id or live.agent_id:
+        return
+    with transaction.atomic():
+        mirror = (
+            Execution.objects.select_for_update()
+            .filter(source=Source.IMPORTED, session_id=live.session_id)
+            .filter(metadata__mirror__subpath="")
+            .order_by("id")
+            .first()
+        )
+        if mirror is not None:
+            _fold(mirror, live)
+
+
+def _fold_into_live(mirror: Execution, key: SessionKey) -> Execution:
+    """A main transcript mirrored while its session ran live, the live execution now finished:
+    move its lines there, the session's one execution from now on."""
+    live = None if _subpath(key) else _live(key["session_id"])
+    return mirror if live is None else _fold(mirror, live)
+
+
+def _fold(mirror: Execution, live: Execution) -> Execution:
+    for message in mirror.messages.order_by("seq"):
+        _merge_or_append(live, message.payload, message.uuid)
+    live.metadata = live.metadata | {"mirror": mirror.metadata["mirror"]}
+    live.save(update_fields=["metadata"])
+    task_id = mirror.task_id
+    mirror.delete()
+    Task.objects.filter(
+        pk=task_id, metadata__created_by=TASK_MARK, executions__isnull=True
+    ).delete()
+    return live
+
+
 def _store_entry(execution: Execution, entry: SessionStoreEntry) -> bool:
-    # Entries without a uuid (titles, tags, mode markers) must never be deduplicated, not even
-    # by content, so each gets a key of its own instead of append_message's content hash.
-    key = str(entry.get("uuid") or f"nouuid:{uuid.uuid4().hex}")
-    _message, created = execution.append_message(dict(entry), uuid=key)
+    payload = dict(entry)
+    uuid = payload.get("uuid")
+    key = str(uuid) if uuid else _content_key(execution, payload)
+    return _merge_or_append(execution, payload, key)
+
+
+def _content_key(execution: Execution, payload: dict[str, Any]) -> str:
+    """Entries without a uuid (titles, tags, mode markers) are never deduplicated, not even by
+    content: each occurrence gets its own key, the one the importers give it (`ContentKeys`)."""
+    blob = json.dumps(payload, sort_keys=True, default=str).encode()
+    prefix = f"sha256:{hashlib.sha256(blob).hexdigest()[:32]}:"
+    return f"{prefix}{execution.messages.filter(uuid__startswith=prefix).count()}"
+
+
+def _merge_or_append(execution: Execution, payload: dict[str, Any], key: str) -> bool:
+    message, created = execution.append_message(payload, uuid=key)
+    if not created and execution.source != Source.IMPORTED:
+        _add_transcript_fields(message, payload)
     return created
+
+
+def _add_transcript_fields(message: Message, entry: dict[str, Any]) -> None:
+    # The live row stays as the stream sent it (its derived rows point at it); the transcript
+    # adds what resuming needs (parentUuid, timestamps, ...).
+    merged = entry | message.payload
+    if merged != message.payload:
+        message.payload = merged
+        message.save(update_fields=["payload"])
 
 
 def _stamp(execution: Execution, key: SessionKey, stored: list[SessionStoreEntry]) -> None:
@@ -215,6 +319,9 @@ def _stamp(execution: Execution, key: SessionKey, stored: list[SessionStoreEntry
     # Strictly increasing, so back-to-back appends always look newer.
     mirror["mtime"] = max(int(time.time() * 1000), mirror.get("mtime", 0) + 1)
     if not _subpath(key):
+        if "summary" not in mirror and execution.source != Source.IMPORTED:
+            # The live collector saved over the mirror's state: fold the whole transcript again.
+            stored = _transcript(execution)
         summary = fold_session_summary(mirror.get("summary"), key, stored)
         # Same clock as list_sessions, as the SDK's staleness check requires.
         summary["mtime"] = mirror["mtime"]

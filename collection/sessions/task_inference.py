@@ -1,16 +1,22 @@
-"""The task an imported session is filed under, inferred from its first user prompt."""
+"""The task an imported session is filed under: named after its first user prompt, then
+categorised from what the session did (`collection.importers.categorise`)."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from django.db.models import Q
+
 from collection.models import Category, Difficulty, Task
 
 TASK_NAME_LENGTH = 80
 DESCRIPTION_LENGTH = 10_000
-# Marks the tasks importers made up (category `imported`, editable later like any task).
+# Marks the tasks importers made up (category `imported` until categorised; editable later).
 TASK_MARK = "importer"
+# The (category, difficulty) the rule last gave a task, in its metadata: while the task still
+# has them, nobody chose otherwise and a later import may recategorise it.
+CATEGORISED = "categorised"
 _COMMAND = re.compile(r"<command-name>\s*/?([^<]*?)\s*</command-name>")
 _ARGS = re.compile(r"<command-args>(.*?)</command-args>", re.S)
 
@@ -61,7 +67,8 @@ def task_for(
 ) -> Task:
     """The imported task for this prompt (shared by sessions that start the same way)."""
     title = _shorten(name or prompt) or fallback
-    task = Task.objects.filter(name=title, category=Category.IMPORTED).order_by("id").first()
+    made_up = Q(category=Category.IMPORTED) | Q(metadata__has_key=CATEGORISED)
+    task = Task.objects.filter(made_up, name=title).order_by("id").first()
     return task or Task.objects.create(
         name=title,
         description=prompt[:DESCRIPTION_LENGTH],
@@ -74,3 +81,16 @@ def task_for(
 def _shorten(text: str) -> str:
     flat = re.sub(r"\s+", " ", text).strip()
     return flat if len(flat) <= TASK_NAME_LENGTH else flat[: TASK_NAME_LENGTH - 1] + "…"
+
+
+def categorise_task(task: Task, category: str, difficulty: str) -> bool:
+    """File a made-up task under what its session did, unless a person chose otherwise (on the
+    task's edit page): only a task still `imported`, or still as the rule left it, changes."""
+    auto = task.metadata.get(CATEGORISED)
+    untouched = task.category == Category.IMPORTED or auto == [task.category, task.difficulty]
+    if not untouched or task.metadata.get("created_by") is None:
+        return False
+    task.category, task.difficulty = category, difficulty
+    task.metadata = task.metadata | {CATEGORISED: [category, difficulty]}
+    task.save(update_fields=["category", "difficulty", "metadata"])
+    return True
