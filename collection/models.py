@@ -543,51 +543,23 @@ class BackgroundJob(models.Model):
         return f"{self._meta.verbose_name} {self.pk}"
 
 
-class CollectionJob(BackgroundJob):
-    """A request to collect one session, chain or multi-agent session, run by a worker.
+class LeasedJob(BackgroundJob):
+    """A background job a worker runs under a lease (owner + expiry, renewed while running), so
+    that a redelivered queue message never runs it twice at once; a job whose lease lapsed (its
+    worker died) is taken over by the next delivery."""
 
-    `spec` holds what to run (prompt, tools, limits, backend; see `collection.jobs.JobSpec`).
-    A lease (owner + expiry, renewed while running) makes sure a redelivered queue message
-    never runs the same job twice at once; a job whose lease lapsed (its worker died) is
-    taken over by the next delivery.
-    """
-
-    kind = models.CharField(max_length=16, choices=JobKind.choices, default=JobKind.SESSION)
-    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="jobs")
-    spec = models.JSONField(default=_json_dict)
-    progress = models.JSONField(default=_json_dict, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
-    execution = models.OneToOneField(
-        Execution, null=True, blank=True, on_delete=models.SET_NULL, related_name="job"
-    )
-    batch = models.ForeignKey(
-        "GenerationBatch", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
-    )
-    # Within a batch, what this job is in the plan (template, seed, kind): resuming a batch
-    # creates only the planned jobs that don't exist yet.
-    plan_key = models.CharField(max_length=200, blank=True)
 
     TRANSITIONS = {
         **BackgroundJob.TRANSITIONS,
         # Running, too: a job whose lease lapsed (its worker died) is taken over.
         "acquire": (ACTIVE_STATUSES, JobStatus.RUNNING),
     }
-    queue_name = "collection"
-    actor_name = "run_collection_job"
 
     class Meta(BackgroundJob.Meta):
-        constraints = [
-            models.UniqueConstraint(
-                fields=["batch", "plan_key"],
-                condition=models.Q(batch__isnull=False),
-                name="job_unique_plan_key_per_batch",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.kind} job {self.pk} [{self.status}]"
+        abstract = True
 
     def acquire(self, owner: str = "", **fields: Any) -> None:
         """Take the job under a lease: queued, or running under a lease that lapsed (its worker
@@ -613,6 +585,42 @@ class CollectionJob(BackgroundJob):
 
     def cancel(self, reason: str = "cancelled by a user", **fields: Any) -> None:
         super().cancel(reason, lease_expires_at=None, **fields)
+
+
+class CollectionJob(LeasedJob):
+    """A request to collect one session, chain or multi-agent session, run by a worker under a
+    lease (`LeasedJob`). `spec` holds what to run (prompt, tools, limits, backend; see
+    `collection.jobs.JobSpec`)."""
+
+    kind = models.CharField(max_length=16, choices=JobKind.choices, default=JobKind.SESSION)
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="jobs")
+    spec = models.JSONField(default=_json_dict)
+    progress = models.JSONField(default=_json_dict, blank=True)
+    execution = models.OneToOneField(
+        Execution, null=True, blank=True, on_delete=models.SET_NULL, related_name="job"
+    )
+    batch = models.ForeignKey(
+        "GenerationBatch", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+    )
+    # Within a batch, what this job is in the plan (template, seed, kind): resuming a batch
+    # creates only the planned jobs that don't exist yet.
+    plan_key = models.CharField(max_length=200, blank=True)
+
+    queue_name = "collection"
+    actor_name = "run_collection_job"
+
+    class Meta(LeasedJob.Meta):
+        abstract = False
+        constraints = [
+            models.UniqueConstraint(
+                fields=["batch", "plan_key"],
+                condition=models.Q(batch__isnull=False),
+                name="job_unique_plan_key_per_batch",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk} [{self.status}]"
 
     def requeue(self, **fields: Any) -> None:
         """Run the job again with a fresh execution; the earlier attempt's execution (and its

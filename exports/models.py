@@ -7,23 +7,21 @@ and the bundle it left (a zip under DATA_DIR/exports, named by us, kept until `e
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.db import models
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from collection.models import ACTIVE_STATUSES, BackgroundJob, JobStatus, lease_seconds
+from collection.models import JobStatus, LeasedJob
 
 
 def _json_dict() -> dict:
     return {}
 
 
-class ExportJob(BackgroundJob):
-    """One export, run by a worker under a lease (a redelivered message never runs it twice at
-    once; a job whose worker died is taken over once its lease lapses, and starts again)."""
+class ExportJob(LeasedJob):
+    """One export, run by a worker under a lease (`LeasedJob`: a job whose worker died is taken
+    over once its lease lapses, and starts again)."""
 
     format = models.CharField(max_length=32)
     options = models.JSONField(default=_json_dict)
@@ -33,9 +31,6 @@ class ExportJob(BackgroundJob):
     example_ids = models.JSONField(null=True, blank=True)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
-    attempts = models.PositiveIntegerField(default=0)
-    lease_owner = models.CharField(max_length=100, blank=True)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
     # The zip's file name inside the exports folder: chosen by us, never by a request.
     bundle_name = models.CharField(max_length=200, blank=True)
     size = models.PositiveBigIntegerField(default=0)
@@ -44,15 +39,11 @@ class ExportJob(BackgroundJob):
     manifest = models.JSONField(default=_json_dict, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
-    TRANSITIONS = {
-        **BackgroundJob.TRANSITIONS,
-        # Running, too: a job whose lease lapsed (its worker died) is taken over.
-        "acquire": (ACTIVE_STATUSES, JobStatus.RUNNING),
-    }
     queue_name = "exports"
     actor_name = "run_export_job"
 
-    class Meta(BackgroundJob.Meta):
+    class Meta(LeasedJob.Meta):
+        abstract = False
         permissions = [("download_exportjob", "Can download export bundles")]
 
     def __str__(self) -> str:
@@ -87,29 +78,7 @@ class ExportJob(BackgroundJob):
         return ", ".join(f"{k}={v}" for k, v in sorted(self.filters.items()))
 
     def acquire(self, owner: str = "", **fields: Any) -> None:
-        """Take the job under a lease: queued, or running under a lease that lapsed."""
-        now = timezone.now()
-        lapsed = models.Q(status=JobStatus.QUEUED) | models.Q(lease_expires_at__lt=now)
-        self._move(
-            "acquire",
-            lapsed,
-            models.Q(cancel_requested=False),
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds()),
-            attempts=models.F("attempts") + 1,
-            started_at=Coalesce("started_at", models.Value(now)),
-            progress_done=0,
-            **fields,
-        )
-
-    def finish(self, **fields: Any) -> None:
-        super().finish(lease_expires_at=None, **fields)
-
-    def fail(self, error: str, **fields: Any) -> None:
-        super().fail(error, lease_expires_at=None, **fields)
-
-    def cancel(self, reason: str = "cancelled by a user", **fields: Any) -> None:
-        super().cancel(reason, lease_expires_at=None, **fields)
+        super().acquire(owner, progress_done=0, **fields)  # a taken-over export starts again
 
     def requeue(self, **fields: Any) -> None:
         """Run the export again from the start (an earlier attempt left no bundle)."""
