@@ -13,10 +13,15 @@ class CollectionConfig(AppConfig):
     def ready(self) -> None:
         from collection.jobs.batches import BatchRules
         from collection.jobs.runner import register_hooks
+        from collection.lifecycle import FINISH_HOOKS
         from collection.roles import sync_roles
+        from collection.sessions.session_store import join_mirror
 
         # Batches add their rules to running jobs without the runner importing batches.
         register_hooks(BatchRules())
+        # A mirrored transcript joins its live session when that finishes (lifecycle.finish).
+        if join_mirror not in FINISH_HOOKS:
+            FINISH_HOOKS.append(join_mirror)
 
         # Sent once per app: a model's permissions exist only after its app's post_migrate.
         post_migrate.connect(sync_roles, dispatch_uid="collection-sync-roles")

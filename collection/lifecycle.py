@@ -11,6 +11,7 @@ metrics, scores the execution and creates (or rescores) its training example.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -241,12 +242,15 @@ def finish(
     return mark_duplicates(apply_score(example, scorer))
 
 
-def _join_mirror(execution: Execution) -> None:
-    # A live session's transcript mirrored meanwhile becomes part of it (one session, one
-    # execution). Imported here: the SessionStore opens its executions through this module.
-    from collection.sessions.session_store import join_mirror
+# Called with each execution `finish` saves, before its example is made: the SessionStore
+# registers how a transcript mirrored meanwhile joins its live session (one session, one
+# execution) in AppConfig.ready, so that this lower layer doesn't import the sessions one.
+FINISH_HOOKS: list[Callable[[Execution], None]] = []
 
-    join_mirror(execution)
+
+def _join_mirror(execution: Execution) -> None:
+    for hook in FINISH_HOOKS:
+        hook(execution)
 
 
 def tool_metrics(execution: Execution) -> dict[str, Any]:
