@@ -12,7 +12,7 @@ from django.http import FileResponse, Http404, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRedirect
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from collection.models import IllegalTransition
@@ -28,7 +28,7 @@ from exports.jobs import (
 )
 from exports.models import ExportJob
 from exports.options import ExportOptions
-from trainingdash.http import HtmxHttpRequest
+from trainingdash.http import HtmxHttpRequest, render_progress
 
 # What the pages need: reading the list and a job (every role), exporting and managing export
 # jobs and downloading bundles (admins: `collection.roles.sync_roles` gives viewers and
@@ -153,11 +153,7 @@ def _detail_context(request: HtmxHttpRequest, job: ExportJob) -> dict[str, Any]:
 def job_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     job = _get_job(pk)
     context = _detail_context(request, job)
-    if not request.htmx:
-        return render(request, "exports/job_detail.html", context)
-    response = render(request, "exports/job_detail.html#progress", context)
-    # A finished job's fragment has no trigger left; 286 also tells htmx to stop polling.
-    return HttpResponseStopPolling(response.content) if job.is_finished else response
+    return render_progress(request, "exports/job_detail.html", context, done=job.is_finished)
 
 
 @require_POST

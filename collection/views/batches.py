@@ -9,7 +9,6 @@ from django.db.models import Count
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseStopPolling
 from pydantic import ValidationError
 
 from collection.forms import GenerateForm
@@ -24,7 +23,7 @@ from collection.jobs.batches import (
 )
 from collection.models import GenerationBatch
 from collection.roles import GENERATE, require_perm
-from trainingdash.http import HtmxHttpRequest
+from trainingdash.http import HtmxHttpRequest, render_progress
 
 ACTIONS = {"cancel": cancel_batch, "resume": resume_batch}
 
@@ -64,10 +63,8 @@ def _detail_context(batch: GenerationBatch) -> dict[str, Any]:
 def batch_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     batch = refresh_status(get_object_or_404(GenerationBatch, pk=pk))
     context = _detail_context(batch)
-    if not request.htmx:
-        return render(request, "collection/batch_detail.html", context)
-    response = render(request, "collection/batch_detail.html#progress", context)
-    return response if batch.is_active else HttpResponseStopPolling(response.content)
+    done = not batch.is_active
+    return render_progress(request, "collection/batch_detail.html", context, done=done)
 
 
 @require_POST

@@ -9,12 +9,11 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseStopPolling
 
 from collection.jobs.collections import can_retry, cancel_collection, retry_collection
 from collection.models import CollectionJob, IllegalTransition, JobStatus
 from collection.roles import MANAGE_JOBS, require_perm
-from trainingdash.http import HtmxHttpRequest
+from trainingdash.http import HtmxHttpRequest, render_progress
 
 PAGE_SIZE = 50
 ACTIONS = {"cancel": cancel_collection, "retry": retry_collection}
@@ -76,11 +75,7 @@ def _wall_seconds(job: CollectionJob) -> float | None:
 def job_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     job = _get_job(pk)
     context = _detail_context(job)
-    if not request.htmx:
-        return render(request, "collection/job_detail.html", context)
-    response = render(request, "collection/job_detail.html#progress", context)
-    # A finished job's fragment has no trigger left; 286 also tells htmx to stop polling.
-    return HttpResponseStopPolling(response.content) if job.is_finished else response
+    return render_progress(request, "collection/job_detail.html", context, done=job.is_finished)
 
 
 @require_POST
