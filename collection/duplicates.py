@@ -40,12 +40,23 @@ def fingerprint(execution: Execution) -> str:
         .order_by("seq")
         .values_list("payload", flat=True)
     )
-    items = list(conversation(payloads))
-    if not items:
-        return ""
     prompt = execution.metadata.get("prompt") or ""
-    blob = json.dumps([execution.task_id, prompt, items], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return fingerprint_of(execution.task_id, prompt, payloads.iterator())
+
+
+def fingerprint_of(task_id: int, prompt: str, payloads: Iterable[dict[str, Any]]) -> str:
+    """The fingerprint of a conversation: the sha256 of `[task_id, prompt, [item, ...]]` as
+    JSON, hashed an item at a time (a long session is never held as one string)."""
+    digest = hashlib.sha256()
+    separator = json.dumps([task_id, prompt], sort_keys=True, default=str)[:-1] + ", ["
+    for item in conversation(payloads):
+        digest.update(separator.encode())
+        digest.update(json.dumps(item, sort_keys=True, default=str).encode())
+        separator = ", "
+    if separator != ", ":
+        return ""  # nothing to compare
+    digest.update(b"]]")
+    return digest.hexdigest()
 
 
 def conversation(payloads: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
@@ -101,12 +112,25 @@ def mark_duplicates(example: TrainingExample) -> TrainingExample:
 
 def regroup(shared: str) -> None:
     """Point every example with this fingerprint at the earliest of them (lowest id)."""
-    group = TrainingExample.objects.filter(fingerprint=shared)
-    original = group.order_by("pk").values_list("pk", flat=True).first()
-    if original is None:
+    regroup_many({shared})
+
+
+def regroup_many(fingerprints: Iterable[str]) -> None:
+    """`regroup` for several fingerprints: one query finds the groups that need relabelling,
+    then one UPDATE per such group (decided from the rows as they are then)."""
+    wanted = sorted(set(fingerprints) - {""})
+    if not wanted:
         return
+    groups: dict[str, list[tuple[int, int | None]]] = {}
+    rows = TrainingExample.objects.filter(fingerprint__in=wanted).order_by("pk")
+    for pk, shared, duplicate_of in rows.values_list("pk", "fingerprint", "duplicate_of"):
+        groups.setdefault(shared, []).append((pk, duplicate_of))
     # update() skips auto_now: updated_at is set here, for the analytics snapshot's watermark.
     now = timezone.now()
-    group.filter(pk=original, duplicate_of__isnull=False).update(duplicate_of=None, updated_at=now)
-    moved = group.exclude(pk=original).exclude(duplicate_of=original)
-    moved.update(duplicate_of=original, updated_at=now)
+    for shared, members in groups.items():
+        original = members[0][0]
+        if members[0][1] is not None:
+            TrainingExample.objects.filter(pk=original).update(duplicate_of=None, updated_at=now)
+        if any(duplicate_of != original for _, duplicate_of in members[1:]):
+            moved = TrainingExample.objects.filter(fingerprint=shared).exclude(pk=original)
+            moved.exclude(duplicate_of=original).update(duplicate_of=original, updated_at=now)

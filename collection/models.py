@@ -114,6 +114,9 @@ class Execution(models.Model):
     task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="executions")
     session_id = models.CharField(max_length=100, blank=True, db_index=True)
     agent_id = models.CharField(max_length=100, blank=True)
+    # What makes importing a session idempotent (`SessionFeed.key`): re-importing its file is
+    # an indexed lookup. Blank for sessions no importer stored.
+    import_key = models.CharField(max_length=255, blank=True, db_index=True)
     status = models.CharField(
         max_length=16, choices=TaskStatus.choices, default=TaskStatus.PENDING, db_index=True
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +167,52 @@ def test_deleting_a_mirrored_live_session_keeps_the_execution() -> None:
     assert "mirror" not in live.metadata and live.messages.count() == 1
     assert live.training_example is not None
     assert list_sessions("-work") == []
+
+
+def mirror_only(work: Path) -> list[Any]:
+    """A real CLI session whose transcript is mirrored through the SessionStore, with no live
+    collector: the mirror is the only record until the transcript is imported."""
+    options = scripted_options(work, script=FIX_SCRIPT, session_store=DatabaseSessionStore())
+
+    async def go() -> list[Any]:
+        return [message async for message in query(prompt=PROMPT, options=options)]
+
+    return asyncio.run(go())
+
+
+def test_a_session_only_mirrored_then_imported_is_one_execution(tmp_path: Path) -> None:
+    work = make_workspace(tmp_path / "work")
+    result = next(m for m in mirror_only(work) if isinstance(m, ResultMessage))
+    (mirror,) = Execution.objects.all()
+    path = transcript_of(work, result.session_id)
+    lines = lines_of(path)
+
+    first = import_file(path)
+    again = import_file(path)
+
+    assert first.errors == [] and again.errors == []
+    assert [s.status for s in first.sessions] == ["updated"]
+    assert [s.status for s in again.sessions] == ["skipped"]
+    (execution,) = Execution.objects.all()
+    assert execution.pk == mirror.pk and execution.source == Source.IMPORTED
+    # The mirror's rows stand, one per transcript line: no merged copy of a response.
+    keys = list(execution.messages.values_list("uuid", flat=True))
+    assert sorted(k for k in keys if not k.startswith("sha256:")) == sorted(
+        line["uuid"] for line in lines if line.get("uuid")
+    )
+    assert len(keys) == len(lines)
+    # What the import derives, once: every call with its result, an action per call.
+    calls = execution.tool_calls.all()
+    assert {c.tool_use_id for c in calls} == tool_use_ids(lines)
+    assert all(c.answered_in_id is not None and c.result is not None for c in calls)
+    assert execution.actions.count() == len(tool_use_ids(lines))
+    assert execution.status == TaskStatus.COMPLETED and execution.training_example is not None
+    assert execution.import_key == f"claude_code:{result.session_id}"
+    key: SessionKey = {
+        "project_key": project_key_for_directory(work),
+        "session_id": result.session_id,
+    }
+    loaded = load_entries(key)
+    # The SDK still reads the transcript's own lines back (in the order the store got them).
+    assert loaded is not None and not [e for e in loaded if "merged_lines" in e]
+    assert Counter(e.get("uuid") for e in loaded) == Counter(line.get("uuid") for line in lines)

@@ -16,37 +16,84 @@ message, as the stream sent them, so the merged copies the import just wrote are
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from collection.importers.base import SessionFeed
 from collection.importers.categorise import ToolUse, categorise
 from collection.importers.tracking import SessionTracker
-from collection.lifecycle import Outcome, finish
-from collection.models import TOKEN_FIELDS, AgentAction, Execution, Source, TaskStatus
+from collection.lifecycle import Outcome, finish_many
+from collection.models import (
+    TOKEN_FIELDS,
+    AgentAction,
+    Execution,
+    Source,
+    Task,
+    TaskStatus,
+    ToolCall,
+)
 from collection.sessions.task_inference import categorise_task
 
 
-def close(execution: Execution, feed: SessionFeed, tracker: SessionTracker) -> None:
+@dataclass
+class Closing:
+    """An imported execution ready to be finished: its state set in memory, its outcome."""
+
+    execution: Execution
+    outcome: Outcome
+    prompt: str  # what categorising reads besides the tool calls
+
+
+def prepare(execution: Execution, feed: SessionFeed, tracker: SessionTracker) -> Closing | None:
+    """Set what the feed and the tracker say on the execution (nothing written yet); None for
+    a session collected live, which keeps its live record and is done here."""
     if execution.source != Source.IMPORTED:
         _join_live(execution, feed)
-        return
+        return None
     _set_metrics(execution, feed, tracker)
     _set_times(execution, feed, tracker)
     execution.metadata = execution.metadata | feed.metadata | _import_metadata(feed)
-    _categorise(execution, feed, tracker)
-    finish(execution, _outcome(feed, tracker))
-
-
-def _categorise(execution: Execution, feed: SessionFeed, tracker: SessionTracker) -> None:
-    calls = execution.tool_calls.values_list("name", "input", "is_error")
+    execution.import_key = feed.key[:255]
     prompt = tracker.prompt or feed.task_name or execution.task.description
-    found = categorise(prompt, [ToolUse(*c) for c in calls], turns=execution.num_turns or 0)
-    execution.metadata = execution.metadata | {
-        "categorised": {"category": found.category, "difficulty": found.difficulty} | found.signals
-    }
-    categorise_task(execution.task, found.category, found.difficulty)
+    return Closing(execution, _outcome(feed, tracker), prompt)
+
+
+def close_all(closings: list[Closing]) -> None:
+    """Categorise and finish prepared executions, in a few statements for the lot."""
+    _categorise(closings)
+    finish_many([(c.execution, c.outcome) for c in closings])
+
+
+def _categorise(closings: list[Closing]) -> None:
+    """File each session's task under what it did (one read of their tool calls, in id order;
+    a task shared by several sessions takes the last one's, as one at a time would)."""
+    closings = sorted(closings, key=lambda c: c.execution.pk)
+    rows = (
+        ToolCall.objects.filter(execution__in=[c.execution for c in closings])
+        .order_by("execution_id", "id")
+        .values_list("execution_id", "name", "input", "is_error")
+    )
+    sessions = groupby(rows.iterator(chunk_size=500), key=itemgetter(0))
+    current = next(sessions, None)
+    tasks: dict[int, Task] = {}
+    for closing in closings:
+        execution, calls = closing.execution, []
+        if current is not None and current[0] == execution.pk:
+            calls = [ToolUse(*row[1:]) for row in current[1]]
+            current = next(sessions, None)
+        found = categorise(closing.prompt, calls, turns=execution.num_turns or 0)
+        execution.metadata = execution.metadata | {
+            "categorised": {"category": found.category, "difficulty": found.difficulty}
+            | found.signals
+        }
+        # One instance per task, so the sessions filed under it see each other's changes.
+        task = tasks.setdefault(execution.task_id, execution.task)
+        execution.task = task
+        if (task.category, task.difficulty) != (found.category, found.difficulty):
+            categorise_task(task, found.category, found.difficulty)
 
 
 def _join_live(execution: Execution, feed: SessionFeed) -> None:

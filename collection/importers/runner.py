@@ -4,8 +4,9 @@
     report = import_paths(["~/.claude/projects"])
     print(report.summary())
 
-Each session is stored in its own transaction, so one bad session (or file) never undoes the
-others, and an import can be stopped and run again: what is stored is skipped.
+Each session is stored in a savepoint of its own, so one bad session (or file) never undoes the
+others; sessions are committed in batches (`writer.ImportBatch`), and an import can be stopped
+and run again: what is stored is skipped.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from collection.importers.base import NotATranscript, TranscriptError
 from collection.importers.reading import read_head
 from collection.importers.registry import importer_for
-from collection.importers.report import ImportProblem, ImportReport, SessionReport
+from collection.importers.report import ImportProblem, ImportReport
 from collection.importers.subagents import parent_session_file
-from collection.importers.writer import store_session
+from collection.importers.writer import ImportBatch
 
 # What a folder walk looks at; a file named outright may have any name.
 WALKED_SUFFIXES = {".jsonl", ".ndjson", ".json", ".traj"}
@@ -76,13 +77,14 @@ def import_paths(
     targets = find_targets(paths, report)
     if progress is not None:
         progress.reset(total=sum(_size(t.path) for t in targets))
-    for target in targets:
-        errors_before = len(report.errors)
-        _import_target(target, report, importer=importer, user=user, dry_run=dry_run)
-        if progress is not None:
-            progress.update(_size(target.path))
-        if fail_fast and len(report.errors) > errors_before:
-            break
+    with ImportBatch(report, user=user, dry_run=dry_run) as batch:
+        for target in targets:
+            errors_before = len(report.errors)
+            _import_target(target, report, batch, importer=importer)
+            if progress is not None:
+                progress.update(_size(target.path))
+            if fail_fast and len(report.errors) > errors_before:
+                break
     report.seconds = round(time.monotonic() - started, 3)
     return report
 
@@ -129,12 +131,7 @@ def _walked(path: Path) -> bool:
 
 
 def _import_target(
-    target: Target,
-    report: ImportReport,
-    *,
-    importer: str | None,
-    user: AbstractBaseUser | None,
-    dry_run: bool,
+    target: Target, report: ImportReport, batch: ImportBatch, *, importer: str | None
 ) -> None:
     path = target.path
     try:
@@ -152,23 +149,7 @@ def _import_target(
     report.bytes += _size(path)
     try:
         for feed in chosen().read(path):
-            stored = store_session(feed, user=user, dry_run=dry_run)
-            report.sessions.append(
-                SessionReport(
-                    file=str(feed.file),
-                    importer=feed.importer,
-                    session_id=stored.session_id or feed.session_id or feed.fallback_id,
-                    status=stored.status,
-                    execution_id=stored.execution_id,
-                    messages_added=stored.messages_added,
-                )
-            )
-            report.errors += [ImportProblem.from_error(p) for p in feed.problems.items]
-            if feed.problems.dropped:
-                more = f"{feed.problems.dropped} more unreadable line(s) not listed"
-                report.errors.append(ImportProblem(file=str(feed.file), reason=more))
-            if stored.error is not None:
-                report.errors.append(ImportProblem.from_error(stored.error))
+            batch.store(feed)
     except TranscriptError as exc:
         report.errors.append(ImportProblem.from_error(exc))
     except OSError as exc:

@@ -1,8 +1,17 @@
-"""Storing one imported session: one execution, in one transaction, then scored.
+"""Storing imported sessions: each one execution, in a savepoint of its own, then scored.
 
 The same session (same importer and session id) always maps to the same execution, and
 messages are idempotent on their keys, so re-importing a file adds only what is new. A session
 that adds nothing is rolled back whole: re-importing the same file changes nothing at all.
+
+`ImportBatch` stores many sessions in one transaction, each in its own savepoint (a bad session
+is rolled back alone), and closes the new ones together: categorising, scoring, search text,
+fingerprints and examples are a few statements for the batch (`closing.close_all`), not a
+dozen per session, which for short sessions was most of the time an import took.
+
+    with ImportBatch(report) as batch:
+        for feed in importer.read(path):
+            batch.store(feed)
 """
 
 from __future__ import annotations
@@ -10,24 +19,29 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import chain, islice
+from types import TracebackType
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from collection.importers.base import Entry, SessionFeed, TranscriptError
-from collection.importers.closing import close
+from collection.importers.closing import Closing, close_all, prepare
 from collection.importers.recorder import ImportRecorder
-from collection.importers.report import SessionStatus
+from collection.importers.report import ImportProblem, ImportReport, SessionReport, SessionStatus
 from collection.importers.tracking import SessionTracker
-from collection.lifecycle import collected_live, open_execution
-from collection.models import Execution, Source
+from collection.lifecycle import known_session, open_execution
+from collection.models import Execution, Source, Task
 from collection.sessions.task_inference import task_for
 
 # Entries read before the execution is opened, looking for the prompt that names its task.
 LOOKAHEAD = 200
 # Entries recorded between bulk writes: bounds memory, and is a few statements per chunk.
 CHUNK = 1000
+# New sessions closed together; a batch also ends after this many messages (its transaction,
+# which holds SQLite's write lock, stays short).
+BATCH_SESSIONS = 50
+BATCH_MESSAGES = 20_000
 
 
 @dataclass
@@ -37,24 +51,140 @@ class Stored:
     session_id: str = ""
     messages_added: int = 0
     error: TranscriptError | None = None
+    closing: Closing | None = None  # a new session, closed with its batch
+
+
+class ImportBatch:
+    """Sessions stored in one transaction and closed together; adds them to `report`."""
+
+    def __init__(
+        self,
+        report: ImportReport,
+        *,
+        user: AbstractBaseUser | None = None,
+        dry_run: bool = False,
+    ) -> None:
+        self.report, self.user, self.dry_run = report, user, dry_run
+        self._atomic: Any = None
+        self._pending: list[tuple[Closing, SessionReport]] = []
+        self._messages = 0
+        self._tasks: dict[tuple[str, ...], Task] = {}
+
+    def __enter__(self) -> ImportBatch:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.commit()
+        elif self._atomic is not None:
+            self._atomic.__exit__(kind, error, traceback)
+            self._atomic = None
+
+    def store(self, feed: SessionFeed) -> SessionReport:
+        """Store one feed (all or nothing) and report it; new sessions close with the batch."""
+        if self._atomic is None:
+            self._atomic = transaction.atomic()
+            self._atomic.__enter__()
+        stored = store_session(feed, user=self.user, dry_run=self.dry_run, tasks=self._tasks)
+        session = SessionReport(
+            file=str(feed.file),
+            importer=feed.importer,
+            session_id=stored.session_id or feed.session_id or feed.fallback_id,
+            status=stored.status,
+            execution_id=stored.execution_id,
+            messages_added=stored.messages_added,
+        )
+        self.report.sessions.append(session)
+        self.report.errors += [ImportProblem.from_error(p) for p in feed.problems.items]
+        if feed.problems.dropped:
+            more = f"{feed.problems.dropped} more unreadable line(s) not listed"
+            self.report.errors.append(ImportProblem(file=str(feed.file), reason=more))
+        if stored.error is not None:
+            self.report.errors.append(ImportProblem.from_error(stored.error))
+        if stored.closing is not None:
+            self._pending.append((stored.closing, session))
+            self._messages += stored.messages_added
+        if len(self._pending) >= BATCH_SESSIONS or self._messages >= BATCH_MESSAGES:
+            self.commit()
+        return session
+
+    def commit(self) -> None:
+        """Close the pending sessions and end the transaction (rolled back in a dry run)."""
+        if self._atomic is None:
+            return
+        self._close_pending()
+        if self.dry_run:
+            transaction.set_rollback(True)
+        atomic, self._atomic = self._atomic, None
+        atomic.__exit__(None, None, None)
+
+    def _close_pending(self) -> None:
+        pending, self._pending, self._messages, self._tasks = self._pending, [], 0, {}
+        try:
+            with transaction.atomic():
+                close_all([closing for closing, _ in pending])
+            return
+        except Exception:  # noqa: BLE001 - closed again one by one, to find which session
+            pass
+        for closing, session in pending:
+            try:
+                with transaction.atomic():
+                    close_all([closing])
+            except Exception as exc:  # noqa: BLE001 - that session alone fails
+                self._fail(closing, session, exc)
+
+    def _fail(self, closing: Closing, session: SessionReport, exc: Exception) -> None:
+        # The execution is new, made by this batch: removing it undoes the session.
+        Execution.objects.filter(pk=closing.execution.pk).delete()
+        session.status, session.execution_id, session.messages_added = "failed", None, 0
+        error = TranscriptError(session.file, None, f"{type(exc).__name__}: {exc}")
+        self.report.errors.append(ImportProblem.from_error(error))
 
 
 def store_session(
-    feed: SessionFeed, *, user: AbstractBaseUser | None = None, dry_run: bool = False
+    feed: SessionFeed,
+    *,
+    user: AbstractBaseUser | None = None,
+    dry_run: bool = False,
+    tasks: dict[tuple[str, ...], Task] | None = None,
 ) -> Stored:
-    """Store a feed as one execution (all or nothing) and score it."""
+    """Store a feed as one execution (all or nothing). A session seen before is closed at
+    once; a new one is returned with its `closing` for its batch to close, given the batch's
+    `tasks` cache (else, and in a dry run, it is closed here too)."""
+    # A dry run stores and rolls back each session on its own, closed at once: as if alone.
+    batched = tasks is not None and not dry_run
+    cache = tasks if tasks is not None and batched else {}
+    known = set(cache)
     try:
         with transaction.atomic():
-            stored = _store(feed, user)
+            stored = _store(feed, user, cache)
+            if stored.closing is not None and not batched:
+                close_all([stored.closing])
+                stored.closing = None
             if dry_run or stored.status == "skipped":
                 transaction.set_rollback(True)
             if dry_run and stored.status == "imported":
                 stored.execution_id = None  # rolled back: there is nothing to link to
+            if stored.status == "skipped":
+                _forget(cache, known)
         return stored
     except TranscriptError as exc:
+        _forget(cache, known)
         return _failed(feed, exc)
     except Exception as exc:  # noqa: BLE001 - any failure rolls the session back and is reported
+        _forget(cache, known)
         return _failed(feed, TranscriptError(feed.file, None, f"{type(exc).__name__}: {exc}"))
+
+
+def _forget(cache: dict[tuple[str, ...], Task], known: set[tuple[str, ...]]) -> None:
+    # Tasks made in a rolled-back savepoint are gone: later sessions must not point at them.
+    for key in set(cache) - known:
+        del cache[key]
 
 
 def _failed(feed: SessionFeed, error: TranscriptError) -> Stored:
@@ -71,11 +201,13 @@ def _drain(entries: Iterator[Entry]) -> Iterator[Entry]:
         return
 
 
-def _store(feed: SessionFeed, user: AbstractBaseUser | None) -> Stored:
+def _store(
+    feed: SessionFeed, user: AbstractBaseUser | None, tasks: dict[tuple[str, ...], Task]
+) -> Stored:
     tracker = SessionTracker()
     entries = iter(feed.entries)
     head = _lookahead(entries, tracker)
-    execution, created = _open(feed, tracker, user)
+    execution, created = _open(feed, tracker, user, tasks)
     recorder = ImportRecorder(execution, fresh=created)
     added = 0
     for index, chunk in enumerate(_chunks(chain(head, entries))):
@@ -84,8 +216,12 @@ def _store(feed: SessionFeed, user: AbstractBaseUser | None) -> Stored:
         added += _record_chunk(recorder, chunk, feed)
     if not created and added == 0:
         return Stored("skipped", execution.pk, execution.session_id)
-    close(execution, feed, tracker)
-    return Stored("imported" if created else "updated", execution.pk, execution.session_id, added)
+    closing = prepare(execution, feed, tracker)
+    if closing is not None and not created:
+        close_all([closing])  # a session seen before: its example may carry a reviewer's say
+        closing = None
+    status: SessionStatus = "imported" if created else "updated"
+    return Stored(status, execution.pk, execution.session_id, added, closing=closing)
 
 
 def _chunks(entries: Iterator[Entry]) -> Iterator[list[Entry]]:
@@ -120,26 +256,28 @@ def _lookahead(entries: Iterator[Entry], tracker: SessionTracker) -> list[Entry]
 
 
 def _open(
-    feed: SessionFeed, tracker: SessionTracker, user: AbstractBaseUser | None
+    feed: SessionFeed,
+    tracker: SessionTracker,
+    user: AbstractBaseUser | None,
+    tasks: dict[tuple[str, ...], Task],
 ) -> tuple[Execution, bool]:
     session_id = (feed.session_id or feed.fallback_id)[:100]
-    existing = (
-        Execution.objects.select_for_update()
-        .filter(source=Source.IMPORTED, session_id=session_id, metadata__import_key=feed.key)
-        .order_by("id")
-        .first()
-    )
-    # The same session collected live (and mirrored) is that execution, not a second one.
-    existing = existing or collected_live(feed.importer, session_id, feed.agent_id[:100])
+    # Imported before, collected live or mirrored: the session's one execution.
+    existing = known_session(feed.importer, feed.key[:255], session_id, feed.agent_id[:100])
     if existing:
         return existing, False
     fallback = f"Imported {feed.importer} sessions without a prompt"
-    task = task_for(tracker.prompt, name=feed.task_name, importer=feed.importer, fallback=fallback)
+    named = (tracker.prompt, feed.task_name, feed.importer, fallback)
+    if named not in tasks:
+        tasks[named] = task_for(
+            tracker.prompt, name=feed.task_name, importer=feed.importer, fallback=fallback
+        )
     execution = open_execution(
-        task,
+        tasks[named],
         source=Source.IMPORTED,
         session_id=session_id,
         agent_id=feed.agent_id[:100],
+        import_key=feed.key[:255],
         created_by=user,
         metadata={"importer": feed.importer, "file": str(feed.file), "import_key": feed.key},
     )
