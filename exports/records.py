@@ -11,7 +11,7 @@ outputs (read from `ToolCall` rows, which pair each call with its result), and w
 reviewer marked it bad.
 
 What is read, and why it is constant in memory and queries: examples in primary-key order, in
-chunks of `CHUNK` rows; per chunk four queries (examples with task and execution; the
+chunks of `CHUNK` rows; per chunk five queries (examples with their executions; their tasks; the
 messages worth reading, not bookkeeping lines nor the tool results their calls carry; the tool
 calls; the step marks), however long the trajectories.
 
@@ -38,7 +38,7 @@ import orjson
 from django.db import connections
 from django.db.models import QuerySet
 
-from collection.models import Execution, Message, StepMark, ToolCall, TrainingExample
+from collection.models import Message, StepMark, Task, ToolCall, TrainingExample
 from exports.options import ExportOptions
 
 CHUNK = 500
@@ -150,16 +150,98 @@ def selected(
     return examples.order_by("pk")
 
 
-def _chunks(examples: QuerySet[TrainingExample]) -> Iterator[list[TrainingExample]]:
+@dataclass
+class _Example:
+    """What records use of an example, its execution and its task (read as plain values: model
+    instances cost more to build than the rest of a record)."""
+
+    pk: int
+    execution_id: int
+    quality_score: float
+    is_golden: bool
+    validated: bool
+    tags: Any
+    created_at: str
+    metadata: dict[str, Any]  # the execution's
+    success: bool | None
+    model: str
+    source: str
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    num_turns: int
+    duration_ms: int | None
+    task: TaskInfo
+
+
+_EXAMPLE_FIELDS = (
+    *("pk", "execution_id", "quality_score", "is_golden", "validated", "tags", "created_at"),
+    *("execution__metadata", "execution__success", "execution__model", "execution__source"),
+    *("execution__cost_usd", "execution__input_tokens", "execution__output_tokens"),
+    *("execution__num_turns", "execution__duration_ms", "execution__task_id"),
+)
+_TASK_FIELDS = (
+    *("pk", "name", "description", "category", "difficulty", "required_tools"),
+    *("expected_outcomes", "constraints", "source_template", "metadata"),
+)
+
+
+def _chunks(examples: QuerySet[TrainingExample]) -> Iterator[list[_Example]]:
     # Keyset over the pk: each chunk is one bounded query, whatever the table's size.
-    rows = examples.select_related("execution__task").defer("search_text")
+    rows = examples.values_list(*_EXAMPLE_FIELDS)
     last = 0
     while True:
         chunk = list(rows.filter(pk__gt=last)[:CHUNK])
         if not chunk:
             return
-        yield chunk
-        last = chunk[-1].pk
+        tasks = _tasks({row[-1] for row in chunk})
+        yield [_example(row, tasks) for row in chunk]
+        last = chunk[-1][0]
+
+
+def _example(row: tuple[Any, ...], tasks: dict[int, TaskInfo]) -> _Example:
+    pk, execution_id, quality, golden, validated, tags, created_at, metadata, *rest = row
+    success, model, source, cost, tokens_in, tokens_out, turns, duration, task_id = rest
+    return _Example(
+        pk=pk,
+        execution_id=execution_id,
+        quality_score=quality,
+        is_golden=golden,
+        validated=validated,
+        tags=tags,
+        created_at=created_at.isoformat(),
+        metadata=_dict(metadata),
+        success=success,
+        model=model,
+        source=source,
+        cost_usd=cost,
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        num_turns=turns,
+        duration_ms=duration,
+        task=tasks[task_id],
+    )
+
+
+def _tasks(task_ids: set[int]) -> dict[int, TaskInfo]:
+    found: dict[int, TaskInfo] = {}
+    for pk, *fields, template, metadata in Task.objects.filter(pk__in=task_ids).values_list(
+        *_TASK_FIELDS
+    ):
+        metadata = _dict(metadata)
+        name, description, category, difficulty, required, expected, constraints = fields
+        found[pk] = TaskInfo(
+            name=name,
+            description=description,
+            category=category,
+            difficulty=difficulty,
+            required_tools=_strings(required),
+            expected_outcomes=_strings(expected),
+            constraints=_strings(constraints),
+            template=template or str(metadata.get("template") or ""),
+            verifier=str(metadata.get("verifier") or ""),
+        )
+    return found
 
 
 @dataclass
@@ -171,9 +253,7 @@ class _Row:
     payload: dict[str, Any]
 
 
-def _chunk_records(
-    chunk: list[TrainingExample], options: ExportOptions, nest: bool
-) -> Iterator[Record]:
+def _chunk_records(chunk: list[_Example], options: ExportOptions, nest: bool) -> Iterator[Record]:
     ids = [example.execution_id for example in chunk]
     rows = _rows(ids)
     calls = _calls(ids)
@@ -203,17 +283,29 @@ def _json(text: Any) -> Any:
         return json.loads(text)
 
 
-def _rows(execution_ids: list[int]) -> dict[int, list[_Row]]:
+def message_rows(execution_ids: list[int]) -> QuerySet[Message, tuple[Any, ...]]:
+    """The messages worth reading of these executions: not bookkeeping lines, nor the tool
+    results their calls carry (read from the calls), in order."""
     answered = ToolCall.objects.filter(execution_id__in=execution_ids, answered_in__isnull=False)
-    messages = (
+    return (
         Message.objects.filter(execution_id__in=execution_ids)
         .exclude(type__in=AUX_TYPES)
         .exclude(pk__in=answered.values("answered_in"))
         .order_by("execution_id", "seq")
         .values_list("pk", "execution_id", "type", "subtype", "parent_tool_use_id", "payload")
     )
+
+
+def call_rows(execution_ids: list[int]) -> QuerySet[ToolCall, tuple[Any, ...]]:
+    """The tool calls of these executions, with their results."""
+    return ToolCall.objects.filter(execution_id__in=execution_ids).values_list(
+        "execution_id", "tool_use_id", "answered_in_id", "result", "is_error", "input"
+    )
+
+
+def _rows(execution_ids: list[int]) -> dict[int, list[_Row]]:
     found: dict[int, list[_Row]] = defaultdict(list)
-    for pk, execution_id, kind, subtype, parent, payload in _raw(messages):
+    for pk, execution_id, kind, subtype, parent, payload in _raw(message_rows(execution_ids)):
         found[execution_id].append(_Row(pk, kind, subtype, parent, _dict(_json(payload))))
     return found
 
@@ -233,11 +325,9 @@ class _Call:
 
 
 def _calls(execution_ids: list[int]) -> dict[tuple[int, str], _Call]:
-    calls = ToolCall.objects.filter(execution_id__in=execution_ids).values_list(
-        "execution_id", "tool_use_id", "answered_in_id", "result", "is_error", "input"
-    )
     found: dict[tuple[int, str], _Call] = {}
-    for execution_id, tool_use_id, answered_in, result, is_error, arguments in _raw(calls):
+    rows = _raw(call_rows(execution_ids))
+    for execution_id, tool_use_id, answered_in, result, is_error, arguments in rows:
         value = _json(result)
         answered = answered_in is not None or value is not None
         found[(execution_id, tool_use_id)] = _Call(answered, value, bool(is_error), arguments)
@@ -273,13 +363,13 @@ class _Thread:
 class _Builder:
     def __init__(
         self,
-        example: TrainingExample,
+        example: _Example,
         rows: list[_Row],
         calls: dict[tuple[int, str], _Call],
         marks: dict[int, dict[int, str]],
         options: ExportOptions,
     ) -> None:
-        self.example, self.execution = example, example.execution
+        self.example = example
         self.calls, self.marks = calls, marks.get(example.pk, {})
         self.options = options
         self.threads: dict[str, _Thread] = defaultdict(_Thread)
@@ -381,7 +471,7 @@ class _Builder:
     def _tool_call(self, block: dict[str, Any]) -> ToolCallRecord:
         tool_use_id = str(block.get("id") or "")
         arguments = _dict(block.get("input"))
-        call = self.calls.get((self.execution.pk, tool_use_id))
+        call = self.calls.get((self.example.execution_id, tool_use_id))
         answered = call is not None and call.answered
         output = _result_text(call.result) if call is not None else ""
         is_error = call.is_error if call is not None else False
@@ -393,34 +483,34 @@ class _Builder:
     def _record(self, parent: str, coordinator: str | None) -> Record:
         # (see _without_unanswered_tail for the one edit made to what the agent did)
         thread = self.threads.get(parent) or _Thread()
-        example, execution = self.example, self.execution
+        example = self.example
         record_id = f"ex-{example.pk}" + (f".agent-{parent}" if parent else "")
         steps = _without_unanswered_tail(thread.steps)
         record = Record(
             id=record_id,
             example_id=example.pk,
-            execution_id=execution.pk,
+            execution_id=example.execution_id,
             parent_id=coordinator,
             spawned_by=parent or None,
-            task=_task_info(execution),
-            system=thread.system or str(_dict(execution.metadata).get("system_prompt") or ""),
+            task=example.task,
+            system=thread.system or str(_dict(example.metadata).get("system_prompt") or ""),
             prompt="\n\n".join(thread.prompt) or self._fallback_prompt(parent),
             steps=steps,
             final_text=self._final_text(thread, parent),
             tools=tool_schemas(steps),
-            success=execution.success if not parent else None,
+            success=example.success if not parent else None,
             quality=example.quality_score,
             golden=example.is_golden,
             validated=example.validated,
             tags=[str(tag) for tag in example.tags] if isinstance(example.tags, list) else [],
-            model=(execution.model if not parent else "") or _first_model(steps),
-            source=execution.source,
-            cost_usd=execution.cost_usd if not parent else 0.0,
-            input_tokens=execution.input_tokens if not parent else _used(steps, "input_tokens"),
-            output_tokens=execution.output_tokens if not parent else _used(steps, "output_tokens"),
-            num_turns=execution.num_turns if not parent else len(steps),
-            duration_ms=execution.duration_ms if not parent else None,
-            created_at=example.created_at.isoformat(),
+            model=(example.model if not parent else "") or _first_model(steps),
+            source=example.source,
+            cost_usd=example.cost_usd if not parent else 0.0,
+            input_tokens=example.input_tokens if not parent else _used(steps, "input_tokens"),
+            output_tokens=example.output_tokens if not parent else _used(steps, "output_tokens"),
+            num_turns=example.num_turns if not parent else len(steps),
+            duration_ms=example.duration_ms if not parent else None,
+            created_at=example.created_at,
         )
         return record
 
@@ -429,15 +519,15 @@ class _Builder:
         sub-agent without one answered through its spawning call's output (its report)."""
         if not parent:
             return thread.result or _last_text(thread.steps)
-        call = self.calls.get((self.execution.pk, parent))
+        call = self.calls.get((self.example.execution_id, parent))
         report = _result_text(call.result) if call is not None else ""
         return _last_text(thread.steps) or report
 
     def _fallback_prompt(self, parent: str) -> str:
         """A live session's prompt (kept in metadata); a sub-agent's, its spawning call's."""
         if not parent:
-            return str(_dict(self.execution.metadata).get("prompt") or "")
-        call = self.calls.get((self.execution.pk, parent))
+            return str(_dict(self.example.metadata).get("prompt") or "")
+        call = self.calls.get((self.example.execution_id, parent))
         return str(_dict(call.input).get("prompt") or "") if call is not None else ""
 
 
@@ -447,22 +537,6 @@ def _depth_first(record: Record, spawned: dict[str, list[Record]]) -> Iterator[R
     yield record
     for child in children:
         yield from _depth_first(child, spawned)
-
-
-def _task_info(execution: Execution) -> TaskInfo:
-    task = execution.task
-    metadata = _dict(task.metadata)
-    return TaskInfo(
-        name=task.name,
-        description=task.description,
-        category=task.category,
-        difficulty=task.difficulty,
-        required_tools=_strings(task.required_tools),
-        expected_outcomes=_strings(task.expected_outcomes),
-        constraints=_strings(task.constraints),
-        template=task.source_template or str(metadata.get("template") or ""),
-        verifier=str(metadata.get("verifier") or ""),
-    )
 
 
 # --- tool schemas ----------------------------------------------------------------------------
@@ -574,7 +648,8 @@ def _schema(name: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
     properties = dict(known["properties"]) if known else {}
     for arguments in calls:  # widen with what was seen (a newer CLI's extra arguments)
         for key, value in arguments.items():
-            properties.setdefault(key, _type_of(value))
+            if key not in properties:
+                properties[key] = _type_of(value)
     if known:
         required = list(known["required"])
     else:

@@ -28,11 +28,11 @@ Where the patterns come from:
 Token matches are extended to the end of the token, so a longer-than-documented key (Stripe's
 newer keys, for one) is replaced whole, never left with a readable tail.
 
-Speed: a detector's pattern runs only on text holding one of its literal triggers (`AKIA`,
-`sk-`, `PRIVATE KEY`...); strings under 8 characters are skipped. `redact` first looks for the
-triggers in the row's JSON as a whole (one regex per trigger's first character), then only in
-the strings, for the triggers found there, and copies nothing when nothing changes. The
-assignment patterns run only where a secret word is followed by the rest of an assignment.
+Speed: a row is first scanned once as JSON by an RE2 set (google-re2, one linear pass in C++)
+holding, per detector, a pattern that matches wherever the detector might match in one of the
+row's strings (see "whole rows" below); most rows hold no candidate and are returned as they
+are, uncopied. In the rest, a detector's pattern runs only on strings holding one of its
+literal triggers (`AKIA`, `sk-`, `PRIVATE KEY`...); strings under 8 characters are skipped.
 `bench/redaction.py` measures it against orjson on the same rows.
 Measured false positives: 0 of 423 real transcript records, 0 of 885 Django source files, 0.3%
 of 8.5k source and doc files of the installed packages (mostly example URLs with passwords).
@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import re2
 from detect_secrets.filters.heuristic import is_indirect_reference, is_templated_secret
 from detect_secrets.plugins.aws import AWSKeyDetector
 from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
@@ -210,7 +211,11 @@ _PEM_BLOCK = re.compile(
 # RFC 3986 sub-delimiters (`&`, `!`, `$`...), which userinfo allows: our own, wider.
 _URL_PASSWORD = re.compile(r"://[^:/?#\[\]@\s]+:([^/?#\[\]@\s]+)@")
 
-_GITLAB_PREFIXES = ("gl", "GR1348941")
+# detect-secrets' GitLab patterns' prefixes (a bare "gl" would send most text to them)
+_GITLAB_PREFIXES = (
+    *("glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "glcbt-", "glimt-", "glptt-", "glagent-"),
+    *("gloas-", "GR1348941"),
+)
 
 # --- the detectors, most specific first (a replaced secret is never matched twice) -----------
 
@@ -360,12 +365,20 @@ def redact_text(text: str, counts: Counter[str] | None = None) -> str:
     return _redact_present(text, present, True, counts)
 
 
-def _redact_present(text: str, present: set[str], gated: bool, counts: Counter[str]) -> str:
+def _redact_present(
+    text: str,
+    present: set[str],
+    gated: bool,
+    counts: Counter[str],
+    allowed: frozenset[int] | None = None,
+) -> str:
     """Run the detectors one of whose `present` triggers `text` holds (and, when `gated`,
-    those without triggers), in their order."""
+    those without triggers), in their order; only the `allowed` ones when given."""
     chosen = set(_GATED) if gated else set()
     for trigger in present:
         chosen |= _BY_TRIGGER[trigger]
+    if allowed is not None:
+        chosen &= allowed
     for index in sorted(chosen):
         detector = ALL_DETECTORS[index]
         if detector.gate is not None and not detector.gate.search(text):
@@ -378,51 +391,136 @@ def _redact_present(text: str, present: set[str], gated: bool, counts: Counter[s
 
 
 # --- whole rows ------------------------------------------------------------------------------
-# A row is first looked at as one JSON document: each trigger group below is one regex search
-# over it (a substring search per trigger and string costs far more), and most rows hold no
-# trigger of most groups. A trigger in a string is in its JSON too (no trigger holds a
-# character JSON escapes); the gates' bytes forms accept all their str forms match.
+# A row is first looked at as one JSON document: one RE2 set, a single pass over the row's JSON
+# in C++, tells which detectors may match in any of its strings. Most rows: none, and then
+# nothing is walked or copied. Each detector's row pattern is a superset, on the JSON text, of
+# what it needs in one string: a literal trigger (no trigger holds a character JSON escapes);
+# for the kinds without a literal, their pattern loosened to what JSON escaping can't break; for
+# the assignments (whose words, `token`, `pass`, `key`, are everywhere in code), the whole
+# assignment as it looks once JSON-escaped. Missing a match here would leave a secret in an
+# export: `tests/test_redaction.py` checks the plan against the string-by-string detectors on
+# planted and generated text.
 
-
-def _groups(triggers: tuple[str, ...]) -> tuple[tuple[re.Pattern[bytes], tuple[str, ...]], ...]:
-    """One regex per first character (a literal first character makes the search fast)."""
-    by_first: dict[str, list[str]] = {}
-    for trigger in triggers:
-        by_first.setdefault(trigger[0], []).append(trigger)
-    return tuple(
-        (re.compile(b"|".join(re.escape(t.encode()) for t in sorted(ts, key=len))), tuple(ts))
-        for ts in by_first.values()
+# Pieces of text as they look in JSON: a space or tab, a quote, a value character of the
+# assignment patterns (anything but whitespace, quotes, `#` and backslash; a backslash itself, or
+# a control character, escaped), a name's characters, a secret word.
+_SP = rb"(?: |\\t)"
+_Q = rb"(?:\\\"|')"
+_CONTROL = rb"\\\\|\\b|\\u00[0-9a-f]{2}"
+_NAME_CHARS = rb"[a-z0-9_.\-]*"
+_WORD = rb"(?:pass|pwd|secret|token|key|credential)"
+_ASSIGNMENT_ROW = (
+    b"(?i)(?:"
+    + b"|".join(
+        (
+            # `NAME = value` alone on its line (_ENV_LINE): after a newline or a string's start
+            rb'(?:\\n|")'
+            + _SP
+            + rb"*(?:export"
+            + _SP
+            + rb"+)?"
+            + _NAME_CHARS
+            + _WORD
+            + _NAME_CHARS
+            + _SP
+            + rb"*[=:]"
+            + _SP
+            + rb"*"
+            + _Q
+            + rb"?(?:[^\s'\"#\\]|"
+            + _CONTROL
+            + rb")+"
+            + _Q
+            + rb"?"
+            + _SP
+            + rb'*(?:#|\\n|")',
+            # `NAME = "value"` anywhere (_QUOTED)
+            _WORD
+            + _NAME_CHARS
+            + _Q
+            + rb"?"
+            + _SP
+            + rb"*[:=]"
+            + _SP
+            + rb"*"
+            + _Q
+            + rb"(?:[^\s'\"\\]|"
+            + _CONTROL
+            + rb")+"
+            + _Q,
+        )
     )
-
-
-_CASED_GROUPS = _groups(_CASED)
-_LOWER_GROUPS = _groups(_LOWER)
-# Characters whose str.lower() gives an ASCII letter (KELVIN SIGN, I WITH DOT), in UTF-8: where
-# one occurs, bytes.lower() may miss a lower-cased trigger, so all count as present.
-_LOWERS_TO_ASCII = (b"\xe2\x84\xaa", b"\xc4\xb0")
-_ROW_GATES = (
-    re.compile(rb"\.[a-zA-Z0-9_\x80-\xff-]{6,24}\.[a-zA-Z0-9_\x80-\xff-]{27}"),  # discord's
-    re.compile(rb":[0-9A-Za-z_-]{35}"),  # telegram's, without the digit before
+    + b")"
 )
+# A dict entry whose key may name a secret (`_secret_entry`; is_secret_name: the secret word,
+# then only `_value`-style suffixes and separators) and whose value is a string.
+_KEYED_ROW = (
+    b"(?i)"
+    + _WORD
+    + rb'[a-z]{0,6}(?:value|val|str|raw|b64|hex|[^a-z0-9"\\]|\\u[0-9a-f]{4}|\\.)*":"'
+)
+# The kinds without a usable literal: their patterns as bytes (`\d` is any Unicode digit in a
+# str pattern, so any non-ASCII byte here; telegram's without the digit before).
+_ROW_GATES = {
+    "discord_token": rb"\.[a-zA-Z0-9_\x80-\xff-]{6,24}\.[a-zA-Z0-9_\x80-\xff-]{27}",
+    "telegram_token": rb":[0-9A-Za-z_-]{35}",
+    "url_password": rb"://[^:/?#\[\]@\s]+:[^/?#\[\]@\s]+@",
+}
 
 
-def _row_triggers(data: bytes) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
-    """The triggers that may occur in some string of the row `data` is the JSON of (cased,
-    lower-cased), and whether the gated detectors may match."""
-    cased = tuple(t for pattern, ts in _CASED_GROUPS if pattern.search(data) for t in ts)
-    lowered = data.lower()
-    if any(c in data for c in _LOWERS_TO_ASCII):
-        lower = _LOWER
-    else:
-        lower = tuple(t for pattern, ts in _LOWER_GROUPS if pattern.search(lowered) for t in ts)
-    return cased, lower, any(gate.search(data) for gate in _ROW_GATES)
+def _row_pattern(detector: Detector) -> bytes:
+    if detector in ASSIGNMENT_DETECTORS:
+        return _ASSIGNMENT_ROW
+    if detector.kind in _ROW_GATES:
+        return _ROW_GATES[detector.kind]
+    literals = b"|".join(re2.escape(trigger.encode()) for trigger in detector.triggers)
+    return (b"(?i)" if detector.lower else b"") + b"(?:" + literals + b")"
+
+
+def _row_set() -> Any:
+    options = re2.Options()
+    options.encoding = re2.Options.Encoding.LATIN1  # bytes as they are, whatever they encode
+    found = re2.Set.SearchSet(options)
+    for detector in ALL_DETECTORS:
+        found.Add(_row_pattern(detector))
+    found.Add(_KEYED_ROW)
+    found.Compile()
+    return found
+
+
+_ROW_SET = _row_set()
+_KEYED = len(ALL_DETECTORS)  # the set's last pattern
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What may need replacing in a row: the detectors (positions in ALL_DETECTORS) and
+    whether some entry's key may name a secret."""
+
+    detectors: frozenset[int]
+    keyed: bool
+
+    def __bool__(self) -> bool:
+        return bool(self.detectors) or self.keyed
+
+
+def _plan(data: bytes) -> _Plan:
+    """The row plan for the JSON `data` of a row."""
+    # (No str.lower() folding to mind: a character it folds to ASCII, such as the KELVIN SIGN,
+    # is in no name the patterns read, and the triggers are only the detectors' prefilters.)
+    found = set(_ROW_SET.Match(data) or ())
+    return _Plan(frozenset(found - {_KEYED}), _KEYED in found)
 
 
 class _Scan:
     """Finds the row's strings that change, with the counts, without copying anything."""
 
-    def __init__(self, cased: tuple[str, ...], lower: tuple[str, ...], gated: bool) -> None:
-        self.cased, self.lower, self.gated = cased, lower, gated
+    def __init__(self, plan: _Plan) -> None:
+        self.plan = plan
+        chosen = [ALL_DETECTORS[i] for i in plan.detectors]
+        self.cased = tuple({t for d in chosen if not d.lower for t in d.triggers})
+        self.lower = tuple({t for d in chosen if d.lower for t in d.triggers})
+        self.gated = bool(plan.detectors & _GATED)
         self.counts: Counter[str] = Counter()
         self.done: dict[str, tuple[str, Counter[str]]] = {}
         self.keyed = False  # a value replaced because its key names a secret
@@ -432,13 +530,8 @@ class _Scan:
             self.text(value)
         elif isinstance(value, dict):
             for key, item in value.items():
-                if type(item) is str:  # the common case first, without a call
-                    if self.lower and _secret_entry(key, item):
-                        self.keyed = True
-                    elif len(item) >= 8:
-                        self.text(item)
-                elif isinstance(item, str):
-                    if self.lower and _secret_entry(key, item):
+                if isinstance(item, str):
+                    if self.plan.keyed and _secret_entry(key, item):
                         self.keyed = True
                     else:
                         self.text(item)
@@ -446,14 +539,11 @@ class _Scan:
                     self.walk(item)
         elif isinstance(value, list | tuple):
             for item in value:
-                if type(item) is str:
-                    if len(item) >= 8:
-                        self.text(item)
-                elif isinstance(item, str | dict | list | tuple):
+                if isinstance(item, str | dict | list | tuple):
                     self.walk(item)
 
     def text(self, text: str) -> None:
-        if len(text) < 8:
+        if len(text) < 8 or not self.plan.detectors:
             return
         if text in self.done:
             self.counts.update(self.done[text][1])
@@ -465,7 +555,8 @@ class _Scan:
         if not present and not self.gated:
             return
         found: Counter[str] = Counter()
-        self.done[text] = (_redact_present(text, present, self.gated, found), found)
+        clean = _redact_present(text, present, self.gated, found, self.plan.detectors)
+        self.done[text] = (clean, found)
         self.counts.update(found)
 
     def changes(self) -> dict[str, str]:
@@ -499,18 +590,20 @@ def _walk_item(key: Any, item: Any, counts: Counter[str], clean: Callable[[str],
     return _walk(item, counts, clean)
 
 
-def redact(value: Any) -> tuple[Any, Counter[str]]:
+def redact(value: Any, data: bytes | None = None) -> tuple[Any, Counter[str]]:
     """`value` (dicts, lists, strings) with secrets replaced, and the counts by kind: a copy
-    when anything was, else `value` itself (never changed in place)."""
-    try:
-        data = orjson.dumps(value)
-    except TypeError:  # not JSON (keys that aren't strings, huge ints...): string by string
-        counts: Counter[str] = Counter()
-        return _walk(value, counts, lambda text: _redact_long(text, counts)), counts
-    cased, lower, gated = _row_triggers(data)
-    if not (cased or lower or gated):
+    when anything was, else `value` itself (never changed in place). `data`, when given, is
+    `value` as JSON already (the caller's serialisation, saved a second one)."""
+    if data is None:
+        try:
+            data = orjson.dumps(value)
+        except TypeError:  # not JSON (keys that aren't strings, huge ints...): string by string
+            counts: Counter[str] = Counter()
+            return _walk(value, counts, lambda text: _redact_long(text, counts)), counts
+    plan = _plan(data)
+    if not plan:
         return value, Counter()
-    scan = _Scan(cased, lower, gated)
+    scan = _Scan(plan)
     scan.walk(value)
     changes = scan.changes()
     if not changes and not scan.keyed:

@@ -32,12 +32,21 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 CHARS_PER_TOKEN = 4
 
 
-def check_row(format_name: str, row: dict[str, Any], options: ExportOptions) -> list[str]:
-    """Everything wrong with `row` that no format may write; empty when it may be written."""
+def check_row(
+    format_name: str, row: dict[str, Any], options: ExportOptions, json_size: int | None = None
+) -> list[str]:
+    """Everything wrong with `row` that no format may write; empty when it may be written.
+    `json_size`, the length of the row's JSON when the caller has it, spares counting a row
+    that can't be over the size limit."""
     problems: list[str] = []
     messages = row.get("messages")
     if messages is not None:
         problems += check_messages(messages)
+    # Each string and number the estimate counts takes at least as many bytes in the JSON (a
+    # float's shorter exponent there is made up by the separator after it): a row whose JSON
+    # fits the limit's characters fits the limit.
+    if json_size is not None and json_size <= options.max_tokens * CHARS_PER_TOKEN:
+        return problems
     tokens = estimate_tokens(row)
     if tokens > options.max_tokens:
         problems.append(
@@ -54,11 +63,14 @@ def check_messages(messages: Any) -> list[str]:
         return ["messages: every message must be an object"]
     problems: list[str] = []
     pending: list[dict[str, Any]] = []  # tool calls of the last assistant message not yet answered
+    previous: str | None = None  # the role before, system and developer messages not counted
     for index, message in enumerate(messages):
         role = message.get("role")
         where = f"messages[{index}] ({role})"
         problems += _empty_turn(where, message)
-        problems += _role_order(where, index, role, messages)
+        problems += _role_order(where, index, role, previous)
+        if role not in ("system", "developer"):
+            previous = str(role)
         if role == "tool":
             problems += _answer(where, message, pending)
             continue
@@ -75,12 +87,11 @@ def check_messages(messages: Any) -> list[str]:
     return problems
 
 
-def _role_order(where: str, index: int, role: Any, messages: list[dict[str, Any]]) -> list[str]:
+def _role_order(where: str, index: int, role: Any, previous: str | None) -> list[str]:
     if role not in ROLES:
         return [f"{where}: unknown role"]
     if role in ("system", "developer"):
         return [] if index == 0 else [f"{where}: a system message may only come first"]
-    previous = _previous_role(messages, index)
     if role == "user" and previous not in (None, "assistant", "tool"):
         return [f"{where}: a user turn follows {previous}"]
     if role == "assistant" and previous is None:
@@ -88,14 +99,6 @@ def _role_order(where: str, index: int, role: Any, messages: list[dict[str, Any]
     if role == "tool" and previous not in ("assistant", "tool"):
         return [f"{where}: a tool result must follow the assistant's tool call"]
     return []
-
-
-def _previous_role(messages: list[dict[str, Any]], index: int) -> str | None:
-    """The role before `index`, not counting a leading system message."""
-    for message in reversed(messages[:index]):
-        if message.get("role") not in ("system", "developer"):
-            return str(message.get("role"))
-    return None
 
 
 def _answer(where: str, message: dict[str, Any], pending: list[dict[str, Any]]) -> list[str]:

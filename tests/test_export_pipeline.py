@@ -136,3 +136,48 @@ def test_an_unknown_format_is_an_export_error_that_retrying_wont_fix(tmp_path: P
     with pytest.raises(ExportError, match="unknown export format 'csv'") as raised:
         run_export(TrainingExample.objects.all(), "csv", ExportOptions(), tmp_path)
     assert raised.value.retryable is False
+
+
+# Rows are written with their keys in the order the format builds them (sorting every object's
+# keys doubled the cost of serialising): that order must not depend on the process, as it would
+# if a row were built from a set of strings (their hashes change from one process to the next).
+_ROWS_IN_A_FRESH_PROCESS = """
+import hashlib, pickle, sys
+import django
+django.setup()
+from exports.formats import FORMATS
+from exports.formats.base import dumps
+from exports.options import ExportOptions
+records = pickle.load(open(sys.argv[1], "rb"))
+options = ExportOptions(include_thinking=True)
+for name in sorted(FORMATS):
+    if name == "preference":  # pairs read their records back from the database
+        continue
+    rows = b"".join(dumps(row) for row in FORMATS[name].rows(iter(records), options))
+    print(name, hashlib.sha256(rows).hexdigest())
+"""
+
+
+def test_rows_are_the_same_bytes_whatever_the_process_hash_seed(tmp_path: Path) -> None:
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    from exports.records import load_records
+
+    sessions(3)
+    options = ExportOptions(include_thinking=True)
+    records = list(load_records(TrainingExample.objects.all(), options))
+    (tmp_path / "records.pickle").write_bytes(pickle.dumps(records))
+    root = Path(__file__).resolve().parent.parent
+    outputs = []
+    for seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+        done = subprocess.run(
+            [sys.executable, "-c", _ROWS_IN_A_FRESH_PROCESS, str(tmp_path / "records.pickle")],
+            capture_output=True, text=True, cwd=root, env=env, check=True,
+        )  # fmt: skip
+        outputs.append(done.stdout)
+    assert outputs[0].count("\n") == len(FORMATS) - 1
+    assert outputs[0] == outputs[1] == outputs[2]

@@ -277,7 +277,7 @@ def test_reading_records_costs_the_same_queries_for_5_or_50_examples(
     _examples(45)
     with django_assert_max_num_queries(few):
         assert len(records()) == 50
-    assert few <= 5  # examples, messages, tool calls, marks, and the empty chunk that ends it
+    assert few <= 6  # examples, tasks, messages, tool calls, marks, and the empty chunk at the end
 
 
 def test_each_chunk_costs_a_constant_number_of_queries(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -286,4 +286,4 @@ def test_each_chunk_costs_a_constant_number_of_queries(monkeypatch: pytest.Monke
     with CaptureQueriesContext(connection) as captured:
         ids = [r.example_id for r in records()]
     assert ids == sorted(ids) and len(ids) == 50  # in primary-key order
-    assert len(captured) == 5 * 4 + 1  # five chunks of four queries, then the empty one
+    assert len(captured) == 5 * 5 + 1  # five chunks of five queries, then the empty one

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import django
+import orjson
 import pytest
 
-from exports.redaction import KINDS, redact, redact_text
+from exports.redaction import KINDS, _plan, _walk, redact, redact_text
 
 pytestmark = pytest.mark.backend_independent
 
@@ -313,3 +315,71 @@ def test_djangos_own_source_changes_under_one_percent() -> None:
     share, records = _changed_share(files)
     assert records > 800
     assert share < 0.01
+
+
+# --- the row plan never misses what the string-by-string detectors replace ------------------
+
+
+def _string_by_string(value: Any) -> tuple[Any, Counter[str]]:
+    """What `redact` gives without its row plan: every string through every detector."""
+    counts: Counter[str] = Counter()
+    return _walk(value, counts, lambda text: redact_text(text, counts)), counts
+
+
+def _rows_holding(text: str) -> Iterator[Any]:
+    """`text` everywhere a row holds text: a message, a tool call's arguments as a JSON string
+    (escaped twice in the row's JSON), a list, and as an entry's key and value."""
+    yield {"messages": [{"role": "user", "content": text}]}
+    yield {"tool_calls": [{"function": {"arguments": json.dumps({"command": text})}}]}
+    yield [text, {"nested": [text]}]
+    for name in text.split("=", 1)[:1]:
+        yield {"input": {name.strip(): text.rsplit("=", 1)[-1].strip()}}
+
+
+def _assignment_texts(rng: random.Random, count: int) -> Iterator[str]:
+    """Assignments of secret-looking names in every shape the assignment detectors read, with
+    what JSON escapes: quotes, tabs, backslashes, control characters, non-ASCII."""
+    names = ["API_KEY", "db_password", "clientSecret", "GITHUB_TOKEN", "apiKeyValue", "pwd",
+             "x-auth-token", "Credentials", "AUTHKEY", "my.secret_raw", "token", "passwd",
+             "SECRET_KEY_PREFIX", "tokenizer", "max_tokens", "Passphrase"]  # fmt: skip
+    values = ["s3cr3t-Value_42", "hunter2!x", "Zq8\\x9LmN0p", "aB3dE5fG7hI9jK1lM3nO",
+              "p\x01ss\x08w0rd9", "mötörhead77", "k\u212aey12345", "ab\x1fcd123",
+              "Kelvin\u212aToken9", "plain"]  # fmt: skip
+    separators = ["=", ": ", " = ", "\t=\t", ":", "='", '="', " := "]
+    before = ["", "\n", "  ", "export ", "\t", "text before ", "x\n  ", '{"', "'"]
+    after = ["", "\n", " # note", "\r\n", " and more", "'", '"', '",', "\t\n"]
+    for _ in range(count):
+        sep = rng.choice(separators)
+        quote = sep[-1] if sep[-1] in "'\"" else rng.choice(["", "", "'", '"'])
+        value = rng.choice(values)
+        yield (
+            rng.choice(before) + rng.choice(names) + rng.choice(["", "'", '"']) + sep.rstrip("'\"")
+            + quote + value + quote + rng.choice(after)
+        )  # fmt: skip
+
+
+def test_the_row_plan_misses_nothing_the_detectors_replace() -> None:
+    rng = random.Random(7)
+    texts = [text for _, text, _ in PLANTED] + list(_assignment_texts(rng, 3000))
+    texts += [
+        "bot.run('MTE0NTY3ODkwMTIzNDU2Nzg5MA.GhIjKl.aBcDeFgHiJkLmNoPqRsTuVwXy1234567')",
+        "TELEGRAM=123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1",
+        'see https://user:p\u00e4ss"w0rd@host/x and ftp://a:b\\c@d',
+        "Authorization: BEARER abcdefghijklmnop0123456789",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+    ]
+    changed = 0
+    for text in texts:
+        for row in _rows_holding(text):
+            expected = _string_by_string(row)
+            assert redact(row) == expected, text
+            changed += bool(expected[1])
+    assert changed > 1000  # the corpus does hold secrets for the plan to find
+
+
+def test_the_row_plan_skips_rows_without_secrets() -> None:
+    """Ordinary rows (real transcripts) are not walked: the plan finds nothing in them."""
+    rows = [r for p in sorted(TRANSCRIPTS.glob("*.jsonl")) for r in _records(p)]
+    planned = [row for row in rows if _plan(orjson.dumps(row))]
+    assert len(rows) > 200
+    assert len(planned) < len(rows) * 0.2

@@ -216,8 +216,10 @@ class _Conversation:
 
     def check(self, n: int, message: dict[str, Any]) -> None:
         role = message["role"]
-        extra = set(message) - MESSAGE_KEYS[role]
-        self.problems += [f"messages[{n}] ({role}) has unknown key {k!r}" for k in sorted(extra)]
+        allowed = MESSAGE_KEYS[role]
+        if not message.keys() <= allowed:
+            extra = sorted(set(message) - allowed)
+            self.problems += [f"messages[{n}] ({role}) has unknown key {k!r}" for k in extra]
         if role in ("system", "developer"):
             if self.seen_other:
                 self.problems.append(
