@@ -8,9 +8,11 @@
     example = await ConversationChainCollector(storage).collect_from_chain(
         chain=chain, task=task, initial_prompt="Debug the failing test")
 
-Each step is its own SDK session in the same working directory; a step's prompt carries the
-results of the steps it depends on. The example's execution holds every step's messages (each
-tagged with its step) and per-step metrics in `performance_metrics["steps"]` (a list in run order).
+Without `options`, the steps run on the embedded default (the scripted model, offline; see
+`collector.default_options`). Each step is its own SDK session in the same working directory;
+a step's prompt carries the results of the steps it depends on. The example's execution holds
+every step's messages (each tagged with its step) and per-step metrics in
+`performance_metrics["steps"]` (a list in run order).
 """
 
 from __future__ import annotations
@@ -25,14 +27,16 @@ from claude_agent_sdk import ClaudeAgentOptions
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from collection.lifecycle import Outcome, open_execution
-from collection.models import Execution, Source, Task, TaskStatus, TrainingExample
+from collection.models import Execution, Task, TaskStatus, TrainingExample
 from collection.schema import TaskDefinition
 from collection.sessions.collector import (
     SessionControl,
     SessionResult,
     TrainingDataCollector,
+    default_options,
     describe,
     in_fresh_connection,
+    source_of,
 )
 
 
@@ -137,9 +141,9 @@ class ConversationChainCollector(TrainingDataCollector):
     ) -> SessionResult:
         """The chain as one execution; `session` keywords go to every step (source, control,
         on_message)."""
-        options = options or ClaudeAgentOptions()
+        options = options or default_options()
         if execution is None:
-            source = session.get("source", Source.CLAUDE)
+            source = session.get("source") or source_of(options)
             start = partial(open_execution, task, source=source, prompt=initial_prompt)
             execution = await asyncio.to_thread(in_fresh_connection, start)
         results: dict[str, str] = {}

@@ -9,6 +9,10 @@
 
     result = await collector.run(task, "...", options=options)   # the same, as a SessionResult
 
+Without `options`, a session runs on the embedded default, the scripted model, offline
+(`default_options`); give `ClaudeAgentOptions` of your own for real Claude. The execution's
+source says which (`scripted` when the options point at the scripted model).
+
 Success comes from the `ResultMessage` and from the task's verifier command, never from "the
 loop ended". A crash, kill, timeout or cancellation still leaves an execution with every
 message that arrived, marked partial, with the error text. The execution is opened and
@@ -18,11 +22,13 @@ finished through `collection.lifecycle`, like every other execution.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 from claude_agent_sdk import ClaudeAgentOptions, ResultError, query
@@ -32,11 +38,43 @@ from collection.lifecycle import Outcome, finish, open_execution, set_step_metri
 from collection.models import Execution, Source, Task, TaskStatus, TrainingExample
 from collection.schema import TaskDefinition
 from collection.scoring import Scorer
+from collection.scripted_model.request import API_KEY_PREFIX
+from collection.scripted_model.runtime import scripted_env
 from collection.sessions.trajectory import TrajectoryRecorder, to_payload
 from collection.storage import TrainingStorage, seed_storage
 from collection.verification import VerifierResult, run_verifier
 
 T = TypeVar("T")
+
+# Sandboxes of sessions run on the default options, removed when the process exits.
+_sandboxes: tempfile.TemporaryDirectory[str] | None = None
+
+
+def default_options(
+    *, policy: str = "echo", seed: int = 0, script: Any = None, **options: Any
+) -> ClaudeAgentOptions:
+    """`ClaudeAgentOptions` (any of its keywords) on the embedded default model: the scripted
+    model, on loopback, offline.
+
+    `policy`, `seed` and `script` choose what the scripted model plays
+    (`collection.scripted_model.POLICIES`; the default `echo` answers in one text turn). The
+    CLI runs tools for real in its working directory: without `cwd`, a fresh empty sandbox.
+    Its state goes beside the sandbox, never to ~/.claude.
+    """
+    global _sandboxes
+    if _sandboxes is None:
+        _sandboxes = tempfile.TemporaryDirectory(prefix="trainingdash-sessions-")
+    sandbox = Path(tempfile.mkdtemp(dir=_sandboxes.name))
+    cwd = Path(options.pop("cwd", None) or sandbox / "work")
+    cwd.mkdir(parents=True, exist_ok=True)
+    env = scripted_env(policy, seed, script, cwd=cwd, config_dir=sandbox / "config")
+    return ClaudeAgentOptions(cwd=str(cwd), env=env | options.pop("env", {}), **options)
+
+
+def source_of(options: ClaudeAgentOptions) -> str:
+    """Where a session's data comes from: the scripted model (its API key says so) or Claude."""
+    key = str((options.env or {}).get("ANTHROPIC_API_KEY", ""))
+    return Source.SCRIPTED if key.startswith(f"{API_KEY_PREFIX}:") else Source.CLAUDE
 
 
 @dataclass
@@ -81,8 +119,9 @@ class TrainingDataCollector:
         """Run `query_func(prompt=, options=)`, yielding its messages while storing them.
 
         Keywords: `execution` (continue this one), `verifier` (command; else the task's),
-        `source` (default claude), `on_message`, `control` (a `SessionControl`), and for a
-        chain step `step` with `finalize=False` (the execution stays open).
+        `source` (default: `source_of(options)`), `on_message`, `control` (a
+        `SessionControl`), and for a chain step `step` with `finalize=False` (the execution
+        stays open).
         """
         async with self._session(task, prompt, query_func, options, **kwargs) as (_, stream):
             yield stream
@@ -112,14 +151,15 @@ class TrainingDataCollector:
         *,
         execution: Execution | None = None,
         verifier: str | None = None,
-        source: str = Source.CLAUDE,
+        source: str | None = None,
         on_message: Callable[[Any], None] | None = None,
         control: SessionControl | None = None,
         step: str = "",
         finalize: bool = True,
     ) -> AsyncIterator[tuple[_SessionRun, AsyncGenerator[Any, None]]]:
+        options = options or default_options()
         run = _SessionRun(self, options, verifier, on_message, control, step, finalize)
-        await run.start(task, execution, source, prompt)
+        await run.start(task, execution, source or source_of(options), prompt)
         stream = run.stream(query_func(prompt=prompt, options=options))
         try:
             yield run, stream

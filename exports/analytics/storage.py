@@ -6,9 +6,10 @@
     print(f"Success rate: {analytics['success_rate']:.1%}")
 
 `path` is where the analytics snapshot (Parquet files, `exports.analytics.snapshot`) is kept.
-Examples themselves live in the Django database as everywhere else: when Django is not
-configured yet, a SQLite file next to `path` (same name, ".db") becomes the system of record,
-as `SQLiteTrainingStorage` does it. Inside the dashboard the configured database is used.
+Examples themselves live in the Django database as everywhere else: in a script whose storage
+has not chosen a database yet, a SQLite file next to `path` (same name, ".db") becomes the
+system of record, as `SQLiteTrainingStorage` does it; otherwise (an earlier storage in the
+script, or the dashboard) the database in use.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-
-from collection.storage import SQLiteTrainingStorage, TrainingStorage
+from collection.storage import (
+    SQLiteTrainingStorage,
+    TrainingStorage,
+    bound_database,
+    configure_for_script,
+    is_script,
+)
 
 
 class DuckDBTrainingStorage(TrainingStorage):
@@ -27,7 +32,8 @@ class DuckDBTrainingStorage(TrainingStorage):
 
     def __init__(self, path: str | os.PathLike[str] = "training_data.duckdb") -> None:
         self.path = Path(path).resolve()
-        if not settings.configured:
+        configure_for_script()
+        if is_script() and bound_database() is None:
             SQLiteTrainingStorage(self.path.with_suffix(".db"))
 
     def get_analytics(self, filters: dict[str, Any] | None = None) -> dict[str, Any]:
