@@ -38,7 +38,8 @@ from collection.models import (
     ToolCall,
     TrainingExample,
 )
-from collection.schema import TaskDefinition, TaskExecution
+from collection.rawsql import json_value, raw_rows
+from collection.schema import TaskDefinition, TaskExecution, tool_calls_of
 from collection.scoring import Scorer, apply_score, earns_golden, get_scorer, score
 from collection.search import build_search_text, index_example
 from collection.verification import VerifierResult
@@ -332,7 +333,8 @@ def _new_examples(executions: list[Execution], scorer: Scorer) -> list[TrainingE
     executions = sorted(executions, key=attrgetter("pk"))
     snapshots = Execution.objects.filter(pk__in=[e.pk for e in executions])
     snapshots = snapshots.select_related("task").prefetch_related("actions")
-    records = {e.pk: TaskExecution.from_execution(e) for e in snapshots}
+    calls = tool_calls_of([e.pk for e in executions])
+    records = {e.pk: TaskExecution.from_execution(e, tool_calls=calls[e.pk]) for e in snapshots}
     examples = []
     for execution, (search_text, fingerprint) in zip(
         executions, _texts_and_fingerprints(executions), strict=True
@@ -362,12 +364,12 @@ def _texts_and_fingerprints(executions: list[Execution]) -> Iterator[tuple[str, 
         .order_by("execution_id", "seq")
         .values_list("execution_id", "payload")
     )
-    sessions = groupby(rows.iterator(chunk_size=BULK_BATCH), key=itemgetter(0))
+    sessions = groupby(raw_rows(rows, BULK_BATCH), key=itemgetter(0))
     current = next(sessions, None)
     for execution in executions:
         payloads: list[dict[str, Any]] = []
         if current is not None and current[0] == execution.pk:
-            payloads = [payload for _, payload in current[1]]
+            payloads = [json_value(payload) for _, payload in current[1]]
             current = next(sessions, None)
         prompt = str(execution.metadata.get("prompt") or "")
         yield (

@@ -19,6 +19,7 @@ from collection.models import (
     Execution,
     Task,
     TaskStatus,
+    ToolCall,
 )
 
 
@@ -87,9 +88,17 @@ class TaskExecution(BaseModel):
     performance_metrics: dict[str, Any] = Field(default_factory=dict)
 
     @classmethod
-    def from_execution(cls, execution: Execution, *, with_messages: bool = False) -> TaskExecution:
+    def from_execution(
+        cls,
+        execution: Execution,
+        *,
+        with_messages: bool = False,
+        tool_calls: list[ToolCallRecord] | None = None,
+    ) -> TaskExecution:
         """The snapshot scorers see; tool outputs (`result`) and messages, the bulk of a long
-        session, are loaded only `with_messages` (exporters), so scoring stays small."""
+        session, are loaded only `with_messages` (exporters), so scoring stays small.
+        `tool_calls`, when the caller read them for many executions at once (`tool_calls_of`),
+        spares a query per execution."""
         return cls(
             task=TaskDefinition.from_task(execution.task),
             session_id=execution.session_id,
@@ -110,7 +119,11 @@ class TaskExecution(BaseModel):
                 )
                 for a in execution.actions.all()
             ],
-            tool_calls=_tool_calls(execution, with_results=with_messages),
+            tool_calls=(
+                tool_calls
+                if tool_calls is not None
+                else _tool_calls(execution, with_results=with_messages)
+            ),
             outcome=execution.outcome,
             success=execution.success,
             cost_usd=execution.cost_usd,
@@ -120,6 +133,19 @@ class TaskExecution(BaseModel):
             error=execution.error,
             performance_metrics=execution.performance_metrics,
         )
+
+
+def tool_calls_of(execution_ids: list[int]) -> dict[int, list[ToolCallRecord]]:
+    """The tool calls (without their outputs) of many executions, in one query."""
+    found: dict[int, list[ToolCallRecord]] = {execution_id: [] for execution_id in execution_ids}
+    rows = ToolCall.objects.filter(execution_id__in=execution_ids).order_by("id")
+    for execution_id, name, arguments, is_error in rows.values_list(
+        "execution_id", "name", "input", "is_error"
+    ):
+        # Stored rows, already of the record's types: built without validating each one.
+        call = ToolCallRecord.model_construct(name=name, input=arguments, is_error=is_error)
+        found[execution_id].append(call)
+    return found
 
 
 def _tool_calls(execution: Execution, *, with_results: bool) -> list[ToolCallRecord]:

@@ -34,11 +34,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import orjson
-from django.db import connections
 from django.db.models import QuerySet
 
 from collection.models import Message, StepMark, Task, ToolCall, TrainingExample
+from collection.rawsql import json_value, raw_rows
 from exports.options import ExportOptions
 
 CHUNK = 500
@@ -263,26 +262,6 @@ def _chunk_records(chunk: list[_Example], options: ExportOptions, nest: bool) ->
         yield from builder.records(nest)
 
 
-def _raw(queryset: QuerySet[Any, Any]) -> Iterator[tuple[Any, ...]]:
-    """The rows of a `values_list` queryset as the driver gives them: JSON columns as their
-    text (parsed with orjson by `_json`), no model instances nor Django's converters."""
-    sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
-    with connections[queryset.db].cursor() as cursor:
-        cursor.execute(sql, params)
-        while batch := cursor.fetchmany(2000):
-            yield from batch
-
-
-def _json(text: Any) -> Any:
-    """A JSON column's value from its text, as Django's JSONField would give it."""
-    if not isinstance(text, str | bytes):
-        return text
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:  # what json accepts and orjson doesn't (NaN, lone surrogates)
-        return json.loads(text)
-
-
 def message_rows(execution_ids: list[int]) -> QuerySet[Message, tuple[Any, ...]]:
     """The messages worth reading of these executions: not bookkeeping lines, nor the tool
     results their calls carry (read from the calls), in order."""
@@ -305,8 +284,8 @@ def call_rows(execution_ids: list[int]) -> QuerySet[ToolCall, tuple[Any, ...]]:
 
 def _rows(execution_ids: list[int]) -> dict[int, list[_Row]]:
     found: dict[int, list[_Row]] = defaultdict(list)
-    for pk, execution_id, kind, subtype, parent, payload in _raw(message_rows(execution_ids)):
-        found[execution_id].append(_Row(pk, kind, subtype, parent, _dict(_json(payload))))
+    for pk, execution_id, kind, subtype, parent, payload in raw_rows(message_rows(execution_ids)):
+        found[execution_id].append(_Row(pk, kind, subtype, parent, _dict(json_value(payload))))
     return found
 
 
@@ -321,14 +300,14 @@ class _Call:
 
     @property
     def input(self) -> Any:
-        return _json(self.input_text)
+        return json_value(self.input_text)
 
 
 def _calls(execution_ids: list[int]) -> dict[tuple[int, str], _Call]:
     found: dict[tuple[int, str], _Call] = {}
-    rows = _raw(call_rows(execution_ids))
+    rows = raw_rows(call_rows(execution_ids))
     for execution_id, tool_use_id, answered_in, result, is_error, arguments in rows:
-        value = _json(result)
+        value = json_value(result)
         answered = answered_in is not None or value is not None
         found[(execution_id, tool_use_id)] = _Call(answered, value, bool(is_error), arguments)
     return found

@@ -99,14 +99,21 @@ def _jsonable(value: Any) -> Any:
 class TrajectoryRecorder:
     """Stores payloads on one execution and derives tool calls, actions and metrics."""
 
-    def __init__(self, execution: Execution, *, step: str = "") -> None:
+    def __init__(
+        self,
+        execution: Execution,
+        *,
+        step: str = "",
+        delegations: dict[str, AgentAction] | None = None,
+    ) -> None:
         self.execution = execution
         self.step = step
-        # Sub-agent tool calls seen so far: tool_use_id -> the coordinator's action.
-        self._delegations: dict[str, AgentAction] = {
-            a.tool_use_id: a
-            for a in execution.actions.filter(tool_name__in=SUBAGENT_TOOLS).exclude(tool_use_id="")
-        }
+        # Sub-agent tool calls seen so far: tool_use_id -> the coordinator's action (read from
+        # the stored actions unless the caller knows them: none, for an execution just made).
+        if delegations is None:
+            stored = execution.actions.filter(tool_name__in=SUBAGENT_TOOLS).exclude(tool_use_id="")
+            delegations = {a.tool_use_id: a for a in stored}
+        self._delegations: dict[str, AgentAction] = delegations
         self.result: dict[str, Any] | None = None
         # Whether a model ever answered: the CLI reports API failures as "<synthetic>" replies.
         self.reached_model = False
