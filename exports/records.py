@@ -113,8 +113,12 @@ class Record:
     model: str
     source: str
     cost_usd: float
+    # The session's token totals as its result stated them (a coordinator's include its
+    # sub-agents', as its cost does); a sub-agent's, summed over its steps.
     input_tokens: int
     output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
     num_turns: int
     duration_ms: int | None
     created_at: str
@@ -168,6 +172,8 @@ class _Example:
     cost_usd: float
     input_tokens: int
     output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
     num_turns: int
     duration_ms: int | None
     task: TaskInfo
@@ -177,6 +183,7 @@ _EXAMPLE_FIELDS = (
     *("pk", "execution_id", "quality_score", "is_golden", "validated", "tags", "created_at"),
     *("execution__metadata", "execution__success", "execution__model", "execution__source"),
     *("execution__cost_usd", "execution__input_tokens", "execution__output_tokens"),
+    *("execution__cache_creation_input_tokens", "execution__cache_read_input_tokens"),
     *("execution__num_turns", "execution__duration_ms", "execution__task_id"),
 )
 _TASK_FIELDS = (
@@ -200,7 +207,8 @@ def _chunks(examples: QuerySet[TrainingExample]) -> Iterator[list[_Example]]:
 
 def _example(row: tuple[Any, ...], tasks: dict[int, TaskInfo]) -> _Example:
     pk, execution_id, quality, golden, validated, tags, created_at, metadata, *rest = row
-    success, model, source, cost, tokens_in, tokens_out, turns, duration, task_id = rest
+    success, model, source, cost, tokens_in, tokens_out, *rest = rest
+    cache_writes, cache_reads, turns, duration, task_id = rest
     return _Example(
         pk=pk,
         execution_id=execution_id,
@@ -216,6 +224,8 @@ def _example(row: tuple[Any, ...], tasks: dict[int, TaskInfo]) -> _Example:
         cost_usd=cost,
         input_tokens=tokens_in,
         output_tokens=tokens_out,
+        cache_creation_input_tokens=cache_writes,
+        cache_read_input_tokens=cache_reads,
         num_turns=turns,
         duration_ms=duration,
         task=tasks[task_id],
@@ -485,8 +495,10 @@ class _Builder:
             model=(example.model if not parent else "") or _first_model(steps),
             source=example.source,
             cost_usd=example.cost_usd if not parent else 0.0,
-            input_tokens=example.input_tokens if not parent else _used(steps, "input_tokens"),
-            output_tokens=example.output_tokens if not parent else _used(steps, "output_tokens"),
+            **{
+                name: getattr(example, name) if not parent else _used(steps, name)
+                for name in USAGE_KEYS
+            },
             num_turns=example.num_turns if not parent else len(steps),
             duration_ms=example.duration_ms if not parent else None,
             created_at=example.created_at,

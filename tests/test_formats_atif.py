@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from collection.importers import import_file
-from collection.models import TrainingExample
+from collection.importers import import_file, import_paths
+from collection.models import Execution, TrainingExample
 from collection.review import mark_step
 from collection.sessions.trajectory import TrajectoryRecorder
 from exports.formats import FORMATS
@@ -224,3 +224,37 @@ def test_validate_reports_what_harbor_would_reject() -> None:
     assert any("step_id" in p for p in fmt.validate(renumbered))
     assert any("no embedded" in p for p in fmt.validate(dangling))
     assert fmt.validate(row | {"id": "x"})  # extra fields are forbidden, as in Harbor
+
+
+def test_final_metrics_are_the_totals_the_session_stated_and_survive_an_import(
+    tmp_path: Path,
+) -> None:
+    """A result's totals cover more than the coordinator's steps (its sub-agents, every model):
+    the trajectory states them, and importing it gives them back."""
+    example = _session()
+    Execution.objects.filter(pk=example.execution_id).update(
+        input_tokens=1000, output_tokens=400, cache_creation_input_tokens=200,
+        cache_read_input_tokens=3000,
+    )  # fmt: skip
+
+    (row,) = _rows()
+
+    final = Trajectory.model_validate(row).final_metrics
+    assert final is not None
+    assert (final.total_prompt_tokens, final.total_completion_tokens) == (4200, 400)
+    assert final.total_cached_tokens == 3000
+    steps = sum(
+        s.metrics.prompt_tokens or 0 for s in Trajectory.model_validate(row).steps if s.metrics
+    )
+    assert steps < final.total_prompt_tokens  # more than the steps' sums
+    path = tmp_path / "trajectory.json"
+    path.write_bytes(orjson.dumps(row))
+    report = import_paths([path])
+    assert report.ok, report.summary()
+    copy = Execution.objects.filter(source="imported").get()
+    # ATIF doesn't tell cache writes apart: they come back as input.
+    assert (copy.input_tokens, copy.cache_read_input_tokens, copy.output_tokens) == (
+        1200,
+        3000,
+        400,
+    )

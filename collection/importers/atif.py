@@ -76,6 +76,9 @@ def _totals(feed: SessionFeed, trajectory: Trajectory) -> None:
         return
     if final.total_cost_usd is not None:
         feed.reported_cost = final.total_cost_usd
+    totals = _stated_totals(final)
+    if totals:  # the session's, beyond its steps' sums (sub-agents, every model)
+        feed.reported_usage = _usage(*totals)
     turns = (final.extra or {}).get("num_turns")  # our export states it; Harbor's doesn't
     if isinstance(turns, int) and not isinstance(turns, bool) and turns > 0:
         feed.reported_turns = turns
@@ -126,10 +129,16 @@ def _result_entries(trajectory: Trajectory) -> Iterator[Entry]:
         "total_cost_usd": metrics.total_cost_usd,
         "num_turns": (metrics.extra or {}).get("num_turns"),
         "duration_ms": (metrics.extra or {}).get("duration_ms"),
-        "usage": _usage(*_all_metrics(trajectory)),
+        "usage": _usage(*_stated_totals(metrics) or _all_metrics(trajectory)),
         "uuid": "result",
     }
     yield Entry(payload=payload, uuid="result")
+
+
+def _stated_totals(final: FinalMetrics) -> tuple[int | None, int | None, int | None] | None:
+    """The prompt, completion and cached token totals the trajectory states, if any."""
+    totals = (final.total_prompt_tokens, final.total_completion_tokens, final.total_cached_tokens)
+    return totals if any(total is not None for total in totals) else None
 
 
 def _all_metrics(trajectory: Trajectory) -> tuple[int, int, int]:

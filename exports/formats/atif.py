@@ -20,8 +20,9 @@ How a record becomes a trajectory:
   (its `trajectory_id` = its record id), and the Task/Agent call's observation result points
   at it with `subagent_trajectory_ref` (ATIF's embedded form). So a session with sub-agents is
   still one file. With subagents="coordinator_only" there are none.
-- final_metrics: token totals summed over the steps, the session's cost (which includes its
-  sub-agents'; a sub-agent has no cost of its own), the number of steps.
+- final_metrics: the session's token totals and cost as its result stated them (which include
+  its sub-agents', beyond its own steps'), or, where none were stated, its steps' sums; a
+  sub-agent's totals are its steps' sums (it has no cost of its own); the number of steps.
 - schema_version "ATIF-v1.7": every field we write exists in v1.7, which both Harbor and the
   Agent Data Protocol's ATIF importer (which accepts v1.7 only) read.
 
@@ -44,7 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from exports.formats.base import ExportError, Format
 from exports.options import ExportOptions
-from exports.records import Record, Step
+from exports.records import USAGE_KEYS, Record, Step
 
 SCHEMA_VERSION = "ATIF-v1.7"
 AGENT_NAME = "claude-code"
@@ -395,10 +396,13 @@ def _metrics(usage: dict[str, int]) -> dict[str, int]:
 
 def _final_metrics(record: Record, steps: list[dict[str, Any]]) -> dict[str, Any]:
     metrics = [s["metrics"] for s in steps if "metrics" in s]
+    stated = _metrics({name: getattr(record, name) for name in USAGE_KEYS})
+    if not any(stated.values()):  # no totals stated (a record of steps only): their sums
+        stated = {key: sum(m[key] for m in metrics) for key in stated}
     final: dict[str, Any] = {
-        "total_prompt_tokens": sum(m["prompt_tokens"] for m in metrics),
-        "total_completion_tokens": sum(m["completion_tokens"] for m in metrics),
-        "total_cached_tokens": sum(m["cached_tokens"] for m in metrics),
+        "total_prompt_tokens": stated["prompt_tokens"],
+        "total_completion_tokens": stated["completion_tokens"],
+        "total_cached_tokens": stated["cached_tokens"],
         "total_steps": len(steps),
         "extra": {"num_turns": record.num_turns, "duration_ms": record.duration_ms},
     }
