@@ -495,10 +495,18 @@ class _Builder:
             model=(example.model if not parent else "") or _first_model(steps),
             source=example.source,
             cost_usd=example.cost_usd if not parent else 0.0,
-            **{
-                name: getattr(example, name) if not parent else _used(steps, name)
-                for name in USAGE_KEYS
-            },
+            input_tokens=example.input_tokens if not parent else _used(steps, "input_tokens"),
+            output_tokens=example.output_tokens if not parent else _used(steps, "output_tokens"),
+            cache_creation_input_tokens=(
+                example.cache_creation_input_tokens
+                if not parent
+                else _used(steps, "cache_creation_input_tokens")
+            ),
+            cache_read_input_tokens=(
+                example.cache_read_input_tokens
+                if not parent
+                else _used(steps, "cache_read_input_tokens")
+            ),
             num_turns=example.num_turns if not parent else len(steps),
             duration_ms=example.duration_ms if not parent else None,
             created_at=example.created_at,
