@@ -278,8 +278,11 @@ def remove_stale_temporaries(folder: Path, now: datetime | None = None) -> int:
 
 def bundle_path(name: str) -> Path | None:
     """The bundle called `name` in the exports folder, or None for a name that is not one of
-    ours (a separator, `..`, a hidden or temporary file) or that resolves outside the folder."""
+    ours (a separator, `..`, a NUL, a hidden or temporary file) or that resolves outside the
+    folder."""
     if not name or name != Path(name).name or name.startswith(".") or not name.endswith(".zip"):
+        return None
+    if "\x00" in name:  # no file has one; resolving it would raise
         return None
     folder = exports_dir().resolve()
     path = (folder / name).resolve()

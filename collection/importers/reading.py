@@ -17,6 +17,7 @@ import orjson
 from django.conf import settings
 
 from collection.importers.base import Head, NotATranscript, TranscriptError
+from collection.sanitize import MAX_DEPTH, may_need_cleaning, storable
 
 HEAD_BYTES = 64 * 1024
 HEAD_RECORDS = 5
@@ -78,7 +79,7 @@ def _records(lines: list[str]) -> list[dict[str, Any]]:
             continue
         try:
             value = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # reported by line when the file is read
             continue
         if isinstance(value, dict):
             records.append(value)
@@ -117,10 +118,12 @@ def _skip_rest_of_line(fh: Any) -> None:
 def _parse_line(raw: bytes) -> dict[str, Any]:
     try:
         value = orjson.loads(raw)  # the common case, several times faster than json
+        if may_need_cleaning(raw):
+            value = storable(value)
     except orjson.JSONDecodeError:
         # What orjson refuses and json takes (NaN, lone surrogates, huge integers), and the
         # reason a bad line is bad, in json's words.
-        value = _parse_line_slowly(raw)
+        value = storable(_parse_line_slowly(raw))
     if not isinstance(value, dict):
         raise ValueError(f"a JSON {type(value).__name__}, not an object")
     return value
@@ -134,6 +137,8 @@ def _parse_line_slowly(raw: bytes) -> Any:
         raise ValueError(f"not UTF-8 (byte 0x{byte:02x} at column {exc.start + 1})") from None
     try:
         return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
         if not raw.endswith(b"\n") and _cut_short(exc, text):
             raise ValueError("truncated: the file ends inside this line") from None
@@ -154,8 +159,10 @@ def read_json_document(path: Path) -> tuple[Any, str]:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise TranscriptError(path, line, f"not UTF-8 (byte 0x{raw[exc.start]:02x})") from None
     try:
-        return json.loads(text), digest
-    except json.JSONDecodeError as exc:
+        return storable(json.loads(text)), digest
+    except (RecursionError, ValueError) as exc:
+        if not isinstance(exc, json.JSONDecodeError):  # too deep, for json or for us
+            raise TranscriptError(path, None, f"nested deeper than {MAX_DEPTH} levels") from None
         if _cut_short(exc, text):
             reason = "truncated: the file ends inside the JSON document"
         else:

@@ -47,6 +47,7 @@ from django.utils import timezone
 
 from collection.lifecycle import open_execution
 from collection.models import Execution, Message, Source, Task, TaskStatus
+from collection.sanitize import storable_message
 from collection.sessions.task_inference import first_prompt, task_for
 
 P = ParamSpec("P")
@@ -283,7 +284,7 @@ def _fold(mirror: Execution, live: Execution) -> Execution:
 
 
 def _store_entry(execution: Execution, entry: SessionStoreEntry) -> bool:
-    payload = dict(entry)
+    payload = storable_message(dict(entry))
     uuid = payload.get("uuid")
     key = str(uuid) if uuid else _content_key(execution, payload)
     return _merge_or_append(execution, payload, key)

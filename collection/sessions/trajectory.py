@@ -25,6 +25,7 @@ from django.db import transaction
 
 from collection.lifecycle import record_result
 from collection.models import AgentAction, AgentRole, Execution, Message, ToolCall
+from collection.sanitize import storable_message
 
 # Tools that start a sub-agent (the name changed across CLI versions).
 SUBAGENT_TOOLS = {"Task", "Agent"}
@@ -121,6 +122,7 @@ class TrajectoryRecorder:
 
     def record(self, payload: dict[str, Any]) -> Message | None:
         """Store one payload (once) and update what derives from it; None if already stored."""
+        payload = storable_message(payload)
         with transaction.atomic():
             message, created = self.execution.append_message(payload, step=self.step)
             if not created:

@@ -109,7 +109,7 @@ def _invalid_review(
     context = review_panel_context(example, form, via=via, next_url=_next_url(request, example))
     if request.htmx:
         return render(request, PANEL, context, status=400)
-    page = _queue_context(ExampleFilters(), {}, example) | context
+    page = _queue_context(ExampleFilters(), {}, example) | context | _trajectory_context(example)
     return render(request, QUEUE, page, status=400)
 
 

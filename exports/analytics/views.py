@@ -13,7 +13,7 @@ import gzip
 from functools import cache
 from typing import Any
 
-from django.http import Http404, HttpResponse, QueryDict
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
@@ -52,14 +52,18 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
 
 @require_GET
 def report_html(request: HtmxHttpRequest) -> HttpResponse:
-    filters, _ = _parse(_filter_query(request.GET))
+    filters, error = _parse(_filter_query(request.GET))
+    if error:  # never a report of everything for a filter that was mistyped
+        return HttpResponseBadRequest(f"Bad filters: {error}", content_type="text/plain")
     html = reports.render_html(get_analytics(filters), filters)
     return _attachment(html.encode(), "text/html; charset=utf-8", "analytics.html")
 
 
 @require_GET
 def report_zip(request: HtmxHttpRequest) -> HttpResponse:
-    filters, _ = _parse(_filter_query(request.GET))
+    filters, error = _parse(_filter_query(request.GET))
+    if error:
+        return HttpResponseBadRequest(f"Bad filters: {error}", content_type="text/plain")
     data = reports.csv_zip(get_analytics(filters), filters)
     return _attachment(data, "application/zip", "analytics-csv.zip")
 
