@@ -1,157 +1,19 @@
-"""Who may open what: every URL the project routes, for every kind of user, by method.
+"""What each kind of user sees around the pages: the no-role page, the menu, error pages.
 
-The matrix lists each URL name with the status each user gets. A URL added to the project
-without a row fails `test_every_url_has_a_row_in_the_matrix`, so nobody ships a page whose
-access nobody decided.
+Who may open what, URL by URL and role by role, is `tests/test_permissions_matrix.py`.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
-
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
-from django.utils import timezone
 
 from collection.models import (
-    CollectionJob,
     Execution,
-    GenerationBatch,
-    ImportUpload,
-    JobStatus,
 )
 from collection.roles import ADMIN, REVIEWER, VIEWER, assign_role
-from exports.bundles import exports_dir
-from exports.models import ExportJob
-from tests.factories import make_example, make_execution, make_task, make_tool_call
-
-USERS = ("anonymous", "no_role", "viewer", "reviewer", "admin")
-LOGIN = "302 to the login page"
-ADMIN_LOGIN = "302 to the admin's login page"
-# Past the door: what the view then makes of an empty form (a redirect, a 400 naming the
-# missing fields) is for its own tests; here it only may not refuse, lose or break.
-ALLOWED = "allowed"
-
-Row = tuple[Any, Any, Any, Any, Any]  # anonymous, no role, viewer, reviewer, admin
-READ: Row = (LOGIN, 403, 200, 200, 200)
-NOT_POST: Row = (LOGIN, 403, 405, 405, 405)  # a read-only page refuses a POST
-POST_ONLY: Row = (LOGIN, 403, 405, 405, 405)  # an action refuses a GET
-ADMIN_READ: Row = (LOGIN, 403, 403, 403, 200)
-REVIEWER_WRITE: Row = (LOGIN, 403, 403, ALLOWED, ALLOWED)
-ADMIN_WRITE: Row = (LOGIN, 403, 403, 403, ALLOWED)
-PUBLIC: Row = (200, 200, 200, 200, 200)
-
-MATRIX: dict[str, dict[str, Row]] = {
-    "collection-dashboard": {"GET": READ, "POST": NOT_POST},
-    "collection-example-list": {"GET": READ, "POST": NOT_POST},
-    "collection-example-bulk": {"GET": POST_ONLY, "POST": REVIEWER_WRITE},
-    "collection-example-detail": {"GET": READ, "POST": NOT_POST},
-    "collection-execution-detail": {"GET": READ, "POST": NOT_POST},
-    "collection-tool-output": {"GET": READ, "POST": NOT_POST},
-    "collection-message-raw": {"GET": READ, "POST": NOT_POST},
-    "collection-example-review": {"GET": READ, "POST": REVIEWER_WRITE},
-    "collection-example-step-mark": {"GET": POST_ONLY, "POST": REVIEWER_WRITE},
-    "collection-review-queue": {"GET": READ, "POST": NOT_POST},
-    "collection-task-list": {"GET": READ, "POST": NOT_POST},
-    "collection-task-create": {"GET": ADMIN_READ, "POST": ADMIN_WRITE},
-    "collection-task-detail": {"GET": READ, "POST": NOT_POST},
-    "collection-task-edit": {"GET": ADMIN_READ, "POST": ADMIN_WRITE},
-    "collection-task-collect": {"GET": POST_ONLY, "POST": ADMIN_WRITE},
-    "collection-job-list": {"GET": READ, "POST": NOT_POST},
-    "collection-job-detail": {"GET": READ, "POST": NOT_POST},
-    "collection-job-action": {"GET": POST_ONLY, "POST": ADMIN_WRITE},
-    "collection-batch-list": {"GET": ADMIN_READ, "POST": ADMIN_WRITE},
-    "collection-batch-detail": {"GET": ADMIN_READ, "POST": POST_ONLY},
-    "collection-batch-action": {"GET": POST_ONLY, "POST": ADMIN_WRITE},
-    "collection-template-list": {"GET": READ, "POST": ADMIN_WRITE},
-    "collection-import-list": {"GET": (LOGIN, 403, 403, 200, 200), "POST": REVIEWER_WRITE},
-    "collection-import-detail": {"GET": (LOGIN, 403, 403, 200, 200), "POST": POST_ONLY},
-    "exports-index": {"GET": READ, "POST": NOT_POST},
-    "exports-create": {"GET": POST_ONLY, "POST": ADMIN_WRITE},
-    "exports-job-detail": {"GET": READ, "POST": NOT_POST},
-    "exports-job-action": {"GET": POST_ONLY, "POST": ADMIN_WRITE},
-    # Bundles hold every example's data: admins only.
-    "exports-download": {"GET": ADMIN_READ, "POST": NOT_POST},
-    # Analytics: figures only (no transcript text), so every role reads them and their reports.
-    "analytics-index": {"GET": READ, "POST": NOT_POST},
-    "analytics-report-html": {"GET": READ, "POST": NOT_POST},
-    "analytics-report-zip": {"GET": READ, "POST": NOT_POST},
-    "analytics-plotly-js": {"GET": READ, "POST": NOT_POST},
-    "analytics-plotly-css": {"GET": READ, "POST": NOT_POST},
-    # Signing in and out, and health, work for everyone (a user without a role included).
-    "login": {"GET": PUBLIC, "POST": PUBLIC},
-    "logout": {"GET": (LOGIN, 405, 405, 405, 405), "POST": (LOGIN,) * 5},
-    "healthz": {"GET": PUBLIC},
-    # The admin: its index stands for the whole site (the admin guards its own pages).
-    "admin:index": {"GET": (ADMIN_LOGIN, 403, ADMIN_LOGIN, ADMIN_LOGIN, 200)},
-}
-
-
-def url_names(resolver: URLResolver | None = None, namespace: str = "") -> set[str]:
-    """Every named URL the project routes; of the admin, only its index."""
-    names: set[str] = set()
-    for entry in (resolver or get_resolver()).url_patterns:
-        if isinstance(entry, URLResolver):
-            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
-            names |= url_names(entry, inner)
-        elif isinstance(entry, URLPattern) and entry.name:
-            names.add(namespace + entry.name)
-    return {n for n in names if not n.startswith("admin:")} | {"admin:index"}
-
-
-def test_every_url_has_a_row_in_the_matrix():
-    assert url_names() == set(MATRIX)
-
-
-# --- the world the URLs point into ---------------------------------------------------------------
-
-
-@pytest.fixture
-def world(db) -> dict[str, dict[str, Any]]:
-    """One of each object a URL names, and the URL arguments that reach them."""
-    example = make_example()
-    execution = example.execution
-    message, _ = execution.append_message({"type": "assistant", "content": []}, uuid="m1")
-    call = make_tool_call(execution, 1, requested_in=message)
-    job = CollectionJob.objects.create(task=make_task(), status=JobStatus.FAILED, error="boom")
-    batch = GenerationBatch.objects.create(name="b", params={"seed": 0}, status=JobStatus.RUNNING)
-    upload = ImportUpload.objects.create(file_name="s.jsonl", path="/nonexistent")
-    export = finished_export()
-    failed_export = ExportJob.objects.create(format="jsonl", status=JobStatus.FAILED, error="x")
-    return {
-        "collection-example-detail": {"pk": example.pk},
-        "collection-example-review": {"pk": example.pk},
-        "collection-example-step-mark": {"pk": example.pk},
-        "collection-execution-detail": {"pk": execution.pk},
-        "collection-tool-output": {"pk": execution.pk, "call_pk": call.pk},
-        "collection-message-raw": {"pk": execution.pk, "message_pk": message.pk},
-        "collection-task-detail": {"pk": job.task_id},
-        "collection-task-edit": {"pk": job.task_id},
-        "collection-task-collect": {"pk": job.task_id},
-        "collection-job-detail": {"pk": job.pk},
-        "collection-job-action": {"pk": job.pk, "action": "retry"},
-        "collection-batch-detail": {"pk": batch.pk},
-        "collection-batch-action": {"pk": batch.pk, "action": "cancel"},
-        "collection-import-detail": {"pk": upload.pk},
-        "exports-job-detail": {"pk": export.pk},
-        "exports-download": {"pk": export.pk},
-        "exports-job-action": {"pk": failed_export.pk, "action": "retry"},
-    }
-
-
-def finished_export() -> ExportJob:
-    """A finished export whose bundle is on disk, kept for a day."""
-    job = ExportJob.objects.create(
-        format="jsonl",
-        status=JobStatus.SUCCEEDED,
-        bundle_name="export-access-jsonl.zip",
-        expires_at=timezone.now() + timedelta(days=1),
-    )
-    (exports_dir() / job.bundle_name).write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip
-    return job
+from tests.factories import make_example, make_execution, make_task
 
 
 def sign_in(client: Client, who: str, django_user_model: type[User]) -> None:
@@ -162,42 +24,6 @@ def sign_in(client: Client, who: str, django_user_model: type[User]) -> None:
     if who in roles:
         assign_role(user, roles[who])
     client.force_login(user)
-
-
-CASES = [
-    pytest.param(name, method, who, expected[USERS.index(who)], id=f"{name}-{method}-{who}")
-    for name, methods in MATRIX.items()
-    for method, expected in methods.items()
-    for who in USERS
-]
-
-
-@pytest.mark.parametrize(("name", "method", "who", "expected"), CASES)
-def test_the_matrix(
-    client, roles, world, stub_broker, django_user_model, name, method, who, expected
-):
-    sign_in(client, who, django_user_model)
-    url = reverse(name, kwargs=world.get(name, {}))
-    response = client.get(url) if method == "GET" else client.post(url, {})
-    check(response, expected, who)
-
-
-def check(response: Any, expected: Any, who: str) -> None:
-    status, location = response.status_code, response.headers.get("Location", "")
-    if expected == LOGIN:
-        assert (status, location.split("?")[0]) == (302, reverse("login"))
-    elif expected == ADMIN_LOGIN:
-        assert (status, location.split("?")[0]) == (302, reverse("admin:login"))
-    elif expected == ALLOWED:
-        assert status < 500 and status not in (403, 404, 405), status
-    else:
-        assert status == expected
-    if who == "no_role" and status == 403:
-        # Not a bare refusal: the page that says what to do, and none of the data.
-        assert b'id="no-role"' in response.content
-
-
-# --- the pages around the matrix ----------------------------------------------------------------
 
 
 @pytest.mark.django_db
