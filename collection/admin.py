@@ -5,6 +5,7 @@ leave the same ReviewEvents as the example page."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 from django import forms
@@ -15,12 +16,15 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from collection import review
+from collection.jobs.runner import revive, stop_job
 from collection.models import (
     AgentAction,
     CollectionJob,
     Execution,
     GenerationBatch,
+    IllegalTransition,
     ImportUpload,
+    JobStatus,
     Message,
     ReviewEvent,
     StepMark,
@@ -331,17 +335,29 @@ class CollectionJobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel (running jobs stop at their next check)")
     def cancel(self, request: HttpRequest, queryset: QuerySet[CollectionJob]) -> None:
-        active = [job for job in queryset if job.is_active]
+        active = [job for job in queryset.select_related("execution") if job.is_active]
         for job in active:
-            job.request_cancel()
+            with suppress(IllegalTransition):  # it ended meanwhile
+                stop_job(job)
         self.message_user(request, f"Asked {len(active)} jobs to stop.", messages.SUCCESS)
 
-    @admin.action(description="Queue again (failed or cancelled jobs, with a fresh execution)")
+    @admin.action(
+        description="Queue again (failed or cancelled jobs with a fresh execution; running "
+        "jobs whose worker is gone)"
+    )
     def requeue(self, request: HttpRequest, queryset: QuerySet[CollectionJob]) -> None:
-        again = [job for job in queryset if job.can("requeue")]
-        for job in again:
-            job.requeue()
-        self.message_user(request, f"Queued {len(again)} jobs again.", messages.SUCCESS)
+        again = live = 0
+        for job in queryset.select_related("execution"):
+            if job.can("requeue"):
+                job.requeue()
+                again += 1
+            elif job.status == JobStatus.RUNNING:
+                # A lapsed lease: queued for its next attempt (or ended, out of attempts).
+                done = revive(job)
+                again += done == "requeued"
+                live += not done
+        note = f" {live} running under a live lease were left alone." if live else ""
+        self.message_user(request, f"Queued {again} jobs again.{note}", messages.SUCCESS)
 
 
 @admin.register(GenerationBatch)
@@ -360,4 +376,8 @@ class ImportUploadAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["file_name", "error"]
     raw_id_fields = ["created_by"]
-    readonly_fields = ["report"]
+    # The folder an upload names is imported and then removed: only an upload makes one.
+    readonly_fields = ["report", "path"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

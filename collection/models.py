@@ -546,10 +546,16 @@ class BackgroundJob(models.Model):
         return f"{self._meta.verbose_name} {self.pk}"
 
 
+def lapsed_lease() -> models.Q:
+    """Running jobs whose worker stopped renewing its lease (died, or lost the database)."""
+    return models.Q(lease_expires_at__lt=timezone.now())
+
+
 class LeasedJob(BackgroundJob):
     """A background job a worker runs under a lease (owner + expiry, renewed while running), so
     that a redelivered queue message never runs it twice at once; a job whose lease lapsed (its
-    worker died) is taken over by the next delivery."""
+    worker died) is taken over by the next delivery, or put back in the queue (`release`) by
+    the reconciler (`collection.jobs.reconciler`)."""
 
     attempts = models.PositiveIntegerField(default=0)
     lease_owner = models.CharField(max_length=100, blank=True)
@@ -559,19 +565,26 @@ class LeasedJob(BackgroundJob):
         **BackgroundJob.TRANSITIONS,
         # Running, too: a job whose lease lapsed (its worker died) is taken over.
         "acquire": (ACTIVE_STATUSES, JobStatus.RUNNING),
+        # A running job whose lease lapsed goes back to the queue, for the next attempt.
+        "release": ((JobStatus.RUNNING,), JobStatus.QUEUED),
     }
 
     class Meta(BackgroundJob.Meta):
         abstract = True
 
+    @property
+    def lease_lapsed(self) -> bool:
+        """Running without a live lease (as last read): its worker is gone."""
+        expires = self.lease_expires_at
+        return self.status == JobStatus.RUNNING and expires is not None and expires < timezone.now()
+
     def acquire(self, owner: str = "", **fields: Any) -> None:
         """Take the job under a lease: queued, or running under a lease that lapsed (its worker
         died). Raises `IllegalTransition` when it is not ours to run."""
         now = timezone.now()
-        lapsed = models.Q(status=JobStatus.QUEUED) | models.Q(lease_expires_at__lt=now)
         self._move(
             "acquire",
-            lapsed,
+            models.Q(status=JobStatus.QUEUED) | lapsed_lease(),
             models.Q(cancel_requested=False),
             lease_owner=owner,
             lease_expires_at=now + timedelta(seconds=lease_seconds()),
@@ -580,14 +593,81 @@ class LeasedJob(BackgroundJob):
             **fields,
         )
 
-    def finish(self, **fields: Any) -> None:
-        super().finish(lease_expires_at=None, **fields)
+    def requeue(self, **fields: Any) -> None:
+        """As for any job, its attempts counted afresh: a rerun someone asked for is not a
+        worker dying under it."""
+        super().requeue(attempts=0, **fields)
 
-    def fail(self, error: str, **fields: Any) -> None:
-        super().fail(error, lease_expires_at=None, **fields)
+    def release(self, **fields: Any) -> None:
+        """Queue again a running job whose lease lapsed (its worker died) and send it: its next
+        attempt is counted and starts afresh (a collection job empties its execution). Raises
+        `IllegalTransition` while the lease is live or once a cancel was requested."""
+        self._move(
+            "release",
+            lapsed_lease(),
+            models.Q(cancel_requested=False),
+            lease_owner="",
+            lease_expires_at=None,
+            **fields,
+        )
+        self.queue()
 
-    def cancel(self, reason: str = "cancelled by a user", **fields: Any) -> None:
-        super().cancel(reason, lease_expires_at=None, **fields)
+    def revive(self) -> str:
+        """Move on a running job whose lease lapsed (its worker is gone): cancelled when a
+        cancel was asked, failed once it has used up `max_attempts()`, else queued again
+        (`release`). What happened ("cancelled", "failed", "requeued"), or "" when its lease
+        is live (or another process moved it first)."""
+        if not self.lease_lapsed:
+            return ""
+        try:
+            if self.cancel_requested:
+                self.abandon("cancelled by a user", cancel=True)
+                return "cancelled"
+            if self.attempts >= max_attempts():
+                self.abandon(gave_up(self.attempts))
+                return "failed"
+            self.release()
+        except IllegalTransition:
+            return ""
+        return "requeued"
+
+    def abandon(self, reason: str, *, cancel: bool = False) -> None:
+        """End a running job whose lease lapsed (its worker is gone) without running it again:
+        failed with `reason`, or cancelled when `cancel`. Raises `IllegalTransition` while the
+        lease is live. (Its owner, if any, cleans up: a collection job's open execution.)"""
+        name = "cancel" if cancel else "fail"
+        self._move(
+            name,
+            lapsed_lease(),
+            only_from=(JobStatus.RUNNING,),
+            error=reason[:4000],
+            lease_expires_at=None,
+        )
+
+    # The ends, as for any job; a worker passes `owner` so that a job another worker took over
+    # meanwhile (this one lost its lease) is left to its new owner.
+
+    def finish(self, *, owner: str | None = None, **fields: Any) -> None:
+        self._move("finish", *_held_by(owner), error="", lease_expires_at=None, **fields)
+
+    def fail(self, error: str, *, owner: str | None = None, **fields: Any) -> None:
+        self._move("fail", *_held_by(owner), error=error[:4000], lease_expires_at=None, **fields)
+
+    def cancel(
+        self, reason: str = "cancelled by a user", *, owner: str | None = None, **fields: Any
+    ) -> None:
+        self._move(
+            "cancel",
+            *_held_by(owner),
+            error=reason,
+            cancel_requested=True,
+            lease_expires_at=None,
+            **fields,
+        )
+
+
+def _held_by(owner: str | None) -> list[models.Q]:
+    return [] if owner is None else [models.Q(lease_owner=owner)]
 
 
 class CollectionJob(LeasedJob):
@@ -625,15 +705,41 @@ class CollectionJob(LeasedJob):
     def __str__(self) -> str:
         return f"{self.kind} job {self.pk} [{self.status}]"
 
+    def queue(self) -> None:
+        """Send the job on commit, marked as sent (`progress[SENT_AT]`) until a worker takes it:
+        the reconciler sends again a job whose message the broker lost, and a batch counts it
+        in flight."""
+        super().queue()
+        sent = {SENT_AT: timezone.now().isoformat()}
+        CollectionJob.objects.filter(pk=self.pk, status=JobStatus.QUEUED).update(progress=sent)
+        self.progress = sent
+
     def requeue(self, **fields: Any) -> None:
         """Run the job again with a fresh execution; the earlier attempt's execution (and its
         example) is kept as it was, no longer linked to the job."""
         super().requeue(execution=None, progress={}, **fields)
 
 
+# The mark of a queued collection job whose message was sent (an ISO time in its `progress`,
+# which its worker replaces with its own once it runs).
+SENT_AT = "sent_at"
+
+
 def lease_seconds() -> int:
     """How long a worker's claim on a running job lasts without renewal."""
     return int(getattr(settings, "COLLECTION_LEASE_SECONDS", 60))
+
+
+def max_attempts() -> int:
+    """How many times a job is started before a worker dying under it fails it."""
+    return int(settings.COLLECTION_MAX_ATTEMPTS)
+
+
+def gave_up(attempts: int) -> str:
+    return (
+        f"gave up after {attempts} attempts: each time, its worker stopped before the end "
+        "(killed, out of memory, or cut off from the database)"
+    )
 
 
 class GenerationBatch(BackgroundJob):

@@ -103,13 +103,13 @@ def test_an_actor_runs_in_a_real_worker_through_redis(live_worker, settings):
 def embedded_broker(tmp_path, settings) -> Iterator[dramatiq.Broker]:
     settings.REDIS_URL = ""
     settings.REDIS_EMBEDDED_DB = tmp_path / "redis" / "embedded.rdb"
-    previous = broker_module._embedded
-    broker_module._embedded = None
+    previous = broker_module._embedded, broker_module._embedded_users
+    broker_module._embedded = broker_module._embedded_users = None
     broker = broker_module.make_broker()
     yield broker
     broker.close()
     broker_module.stop_embedded_redis()
-    broker_module._embedded = previous
+    broker_module._embedded, broker_module._embedded_users = previous
 
 
 def test_without_redis_url_the_same_broker_runs_on_embedded_redis(embedded_broker, tmp_path):

@@ -6,10 +6,9 @@ import re
 
 import pytest
 from django.test import Client
-from django.urls import reverse
 
 from tests.factories import make_example
-from tests.test_access import MATRIX, world  # noqa: F401 - `world`: the URLs' objects
+from tests.test_permissions_matrix import MATRIX, world  # noqa: F401 - `world`: every URL
 
 pytestmark = pytest.mark.django_db
 
@@ -31,9 +30,9 @@ def policy(response) -> dict[str, str]:
     return dict(directives)
 
 
-@pytest.mark.parametrize("name", sorted(MATRIX))
-def test_every_page_sends_the_policy(admin_client, world, stub_broker, name):  # noqa: F811
-    response = admin_client.get(reverse(name, kwargs=world.get(name, {})))
+@pytest.mark.parametrize("key", sorted(MATRIX))
+def test_every_page_sends_the_policy(admin_client, world, stub_broker, key):  # noqa: F811
+    response = admin_client.get(world["urls"][key])
     assert policy(response) == POLICY, response.status_code
 
 

@@ -10,6 +10,7 @@ import pytest
 import time_machine
 
 from collection.models import (
+    SENT_AT,
     BackgroundJob,
     CollectionJob,
     Execution,
@@ -52,6 +53,7 @@ SENT_MODELS = pytest.mark.parametrize(
 
 # Written out here rather than read from the models: this is what the tests hold them to.
 LEGAL: dict[str, set[str]] = {
+    "release": set(),  # leased jobs only
     "acquire": {QUEUED},
     "finish": {RUNNING},
     "fail": {QUEUED, RUNNING},
@@ -59,11 +61,13 @@ LEGAL: dict[str, set[str]] = {
     "requeue": {FAILED, CANCELLED},
 }
 EXTRA_LEGAL: dict[type[BackgroundJob], dict[str, set[str]]] = {
-    CollectionJob: {"acquire": {RUNNING}},  # only when the lease lapsed: see the lease tests
+    # Only when the lease lapsed: see the lease tests.
+    CollectionJob: {"acquire": {RUNNING}, "release": {RUNNING}},
     GenerationBatch: {"requeue": {SUCCEEDED}},  # a batch resumes from any finished state
     ImportUpload: {},
 }
 TARGET = {
+    "release": QUEUED,
     "acquire": RUNNING,
     "finish": SUCCEEDED,
     "fail": FAILED,
@@ -76,6 +80,7 @@ CALLS: dict[str, Callable[[BackgroundJob], None]] = {
     "fail": lambda job: job.fail("the disk is full"),
     "cancel": lambda job: job.cancel("stopped by a test"),
     "requeue": lambda job: job.requeue(),
+    "release": lambda job: job.release(),
 }
 
 
@@ -88,10 +93,12 @@ def cases(legal: bool) -> list[Any]:
         pytest.param(model, name, status, id=f"{model.__name__}-{name}-from-{status}")
         for model in MAKERS
         for name in CALLS
+        if name in model.TRANSITIONS
         for status in JobStatus.values
         if (status in legal_sources(model, name)) == legal
-        # Taking over a running collection job depends on its lease: tested on its own below.
-        and not (model is CollectionJob and name == "acquire" and status == RUNNING)
+        # Taking over or releasing a running collection job depends on its lease: tested on
+        # its own below.
+        and not (model is CollectionJob and name in ("acquire", "release") and status == RUNNING)
     ]
 
 
@@ -165,7 +172,7 @@ def test_is_active_and_is_finished_follow_the_status(model, status, active, fini
 def test_can_answers_from_the_transition_table(model, status):
     job = MAKERS[model](status=status)
     allowed = {name for name in CALLS if status in legal_sources(model, name)}
-    assert {name for name in CALLS if job.can(name)} == allowed
+    assert {name for name in model.TRANSITIONS if job.can(name)} == allowed
 
 
 # --- what each transition writes ---------------------------------------------------------------
@@ -260,11 +267,11 @@ def test_requeueing_a_collection_job_detaches_its_execution_and_keeps_the_old_on
     job = make_collection_job(
         status=FAILED, execution=old, progress={"messages": 7, "tool_calls": 2, "last": "Bash"}
     )
-    with django_capture_on_commit_callbacks(execute=False):
+    with time_machine.travel(NOON, tick=False), django_capture_on_commit_callbacks(execute=False):
         job.requeue()
     assert job.status == QUEUED
     assert job.execution is None and row(job)["execution_id"] is None
-    assert job.progress == {}
+    assert job.progress == row(job)["progress"] == {SENT_AT: NOON.isoformat()}
     assert Execution.objects.filter(pk=old.pk).count() == 1
     assert TrainingExample.objects.get(pk=example.pk).execution_id == old.pk
 
@@ -408,3 +415,103 @@ def test_the_loser_of_an_acquire_race_leaves_the_winners_lease_alone():
         second.acquire("worker-b")
     assert (second.lease_owner, second.attempts) == ("worker-a", 1)
     assert (row(job)["lease_owner"], row(job)["attempts"]) == ("worker-a", 1)
+
+
+# --- a job whose worker is gone ----------------------------------------------------------------
+
+
+def lapsed_job(settings, clock, **fields: Any) -> CollectionJob:
+    """A collection job taken by worker-a (then given `fields`), whose lease lapsed a second
+    ago."""
+    settings.COLLECTION_LEASE_SECONDS = 30
+    job = make_collection_job()
+    job.acquire("worker-a")
+    CollectionJob.objects.filter(pk=job.pk).update(**fields)
+    clock.shift(timedelta(seconds=31))
+    return CollectionJob.objects.get(pk=job.pk)
+
+
+def test_a_job_whose_lease_lapsed_is_released_to_the_queue_and_sent_again(
+    settings, sent, django_capture_on_commit_callbacks
+):
+    with time_machine.travel(NOON, tick=False) as clock:
+        job = lapsed_job(settings, clock)
+        with django_capture_on_commit_callbacks(execute=True):
+            job.release()
+    assert (job.status, job.lease_owner, job.lease_expires_at, job.attempts) == (
+        QUEUED,
+        "",
+        None,
+        1,
+    )
+    assert row(job)["progress"] == {SENT_AT: (NOON + timedelta(seconds=31)).isoformat()}
+    assert sent == [(CollectionJob.queue_name, CollectionJob.actor_name, job.pk)]
+    job.acquire("worker-b")
+    assert job.attempts == 2  # the next attempt is counted
+
+
+@pytest.mark.parametrize("fields", [{}, {"cancel_requested": True}], ids=["live", "cancelled"])
+def test_a_live_lease_or_a_job_asked_to_stop_is_not_released(
+    settings, fields, django_capture_on_commit_callbacks
+):
+    settings.COLLECTION_LEASE_SECONDS = 30
+    job = make_collection_job()
+    with time_machine.travel(NOON, tick=False) as clock:
+        job.acquire("worker-a")
+        CollectionJob.objects.filter(pk=job.pk).update(**fields)
+        clock.shift(timedelta(seconds=30 if not fields else 31))
+        before = row(job)
+        with (
+            django_capture_on_commit_callbacks(execute=False) as callbacks,
+            pytest.raises(IllegalTransition, match="cannot release when running"),
+        ):
+            CollectionJob.objects.get(pk=job.pk).release()
+    assert row(job) == before and callbacks == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "what", "status", "error"),
+    [
+        ({}, "requeued", QUEUED, ""),
+        ({"cancel_requested": True}, "cancelled", CANCELLED, "cancelled by a user"),
+        ({"attempts": 3}, "failed", FAILED, "gave up after 3 attempts"),
+    ],
+)
+def test_revive_requeues_a_lapsed_job_or_ends_it_when_asked_to_stop_or_out_of_attempts(
+    settings, fields, what, status, error, django_capture_on_commit_callbacks
+):
+    settings.COLLECTION_MAX_ATTEMPTS = 3
+    with time_machine.travel(NOON, tick=False) as clock:
+        job = lapsed_job(settings, clock, **fields)
+        with django_capture_on_commit_callbacks(execute=False):
+            assert job.revive() == what
+    assert (row(job)["status"], row(job)["lease_expires_at"]) == (status, None)
+    assert row(job)["error"].startswith(error)
+
+
+def test_revive_leaves_a_live_lease_alone(settings):
+    settings.COLLECTION_LEASE_SECONDS = 30
+    job = make_collection_job()
+    job.acquire("worker-a")
+    before = row(job)
+    assert job.revive() == ""
+    assert row(job) == before
+
+
+def test_a_worker_that_lost_its_lease_cannot_end_the_job_its_new_owner_runs(settings):
+    with time_machine.travel(NOON, tick=False) as clock:
+        job = lapsed_job(settings, clock)
+        CollectionJob.objects.get(pk=job.pk).acquire("worker-b")
+    for end in (job.finish, lambda **kw: job.fail("late", **kw), job.cancel):
+        with pytest.raises(IllegalTransition, match="when running"):
+            end(owner="worker-a")
+    assert (row(job)["status"], row(job)["lease_owner"]) == (RUNNING, "worker-b")
+    job.finish(owner="worker-b")
+    assert row(job)["status"] == SUCCEEDED
+
+
+def test_requeueing_counts_attempts_afresh(django_capture_on_commit_callbacks):
+    job = make_collection_job(status=FAILED, attempts=3)
+    with django_capture_on_commit_callbacks(execute=False):
+        job.requeue()
+    assert row(job)["attempts"] == 0

@@ -197,3 +197,26 @@ def test_a_job_that_cannot_start_its_session_fails_with_the_reason(
     assert job.status == JobStatus.FAILED and job.lease_expires_at is None
     assert job.error.startswith("FileNotFoundError") and "no-such-workspace" in job.error
     assert job.execution is None and Execution.objects.count() == 0
+
+
+def test_a_job_with_an_unknown_policy_fails_before_it_opens_an_execution(
+    workspace, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        job = create_job(make_task(), fix_spec(workspace, policy="no-such-policy"))
+    job = run_job(job.pk)
+    assert job.status == JobStatus.FAILED and job.lease_expires_at is None
+    assert job.error.startswith("ValueError: unknown scripted policy 'no-such-policy'")
+    assert job.execution is None and Execution.objects.count() == 0
+
+
+def test_a_verifier_that_does_not_exist_says_not_found_on_the_job_page(
+    workspace, django_capture_on_commit_callbacks, client, viewer
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        job = create_job(make_task(), fix_spec(workspace, verifier="no-such-verifier-cmd"))
+    job = run_job(job.pk)
+    assert job.execution.success is False
+    client.force_login(viewer)
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "verifier failed" in page and "no-such-verifier-cmd: not found" in page

@@ -167,6 +167,10 @@ MATRIX: dict[str, dict[str, Row]] = {
 }
 for _model in ADMIN_MODELS:
     MATRIX |= _model_admin_rows(_model)
+# An import upload is made by uploading, never by hand: the folder it names is imported and
+# then removed, so its add page is refused even to admins.
+SITE_REFUSED: Row = (LOGIN, NO_ROLE, ADMIN_LOGIN, ADMIN_LOGIN, 403)
+MATRIX["admin:collection_importupload_add"] = {"GET": SITE_REFUSED, "POST": SITE_REFUSED}
 
 # Admin actions: (model, action) -> who may run it. Only admins reach the admin site at all;
 # an action the change list does not offer a user is refused like one it does.

@@ -11,6 +11,7 @@ from collection.jobs.batches import SENT, GenerationParams, plan
 from collection.models import CollectionJob, GenerationBatch, JobStatus
 from collection.task_templates import TaskTemplateLibrary
 from tests.factories import make_task
+from tests.test_views_health import broker_down  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -270,3 +271,62 @@ def test_the_batch_page_says_how_each_session_ended_and_why(client, admin_user, 
     assert '<td class="meta">AssertionError: 45 != 0</td>' in page
     assert '<span class="fail">failed</span>' in page
     assert '<td class="meta">error_max_turns; terminal_reason</td>' in page
+
+
+# --- the job queue down -------------------------------------------------------------------------
+
+FORM = {
+    "examples_per_category": 1,
+    "categories": ["debugging"],
+    "difficulties": ["easy"],
+    "seed": 3,
+    "concurrency": 1,
+    "backend": "scripted",
+}
+
+
+@pytest.mark.usefixtures("broker_down")
+def test_with_the_job_queue_down_starting_a_batch_creates_nothing_and_says_why(client, admin_user):
+    client.force_login(admin_user)
+    response = client.post("/batches/", FORM)
+    assert response.status_code == 503
+    page = response.content.decode()
+    assert "Nothing was started: Redis at 127.0.0.1:" in page
+    assert "is unreachable" in page
+    assert not GenerationBatch.objects.exists()
+    assert not CollectionJob.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("broker_down")
+def test_a_queue_lost_as_the_batch_starts_fails_the_batch_which_resumes_later(
+    client, admin_user, monkeypatch
+):
+    # The queue answers the check, then goes away before the sends (they run on commit).
+    monkeypatch.setattr("collection.views.batches.check_broker", lambda: None)
+    client.force_login(admin_user)
+    response = client.post("/batches/", FORM, follow=True)
+    batch = GenerationBatch.objects.get()
+    assert response.redirect_chain == [(f"/batches/{batch.pk}/", 302)]
+    assert batch.status == JobStatus.FAILED
+    assert batch.error.startswith("not sent to the workers: Redis at 127.0.0.1:")
+    assert [job.status for job in batch.jobs.all()] == [JobStatus.CANCELLED]
+    page = response.content.decode()
+    assert "The job queue went down as the batch started" in page
+    assert f'<p class="error" id="batch-reason">{batch.error}</p>' in page
+    assert resume_button(batch) in response.content
+
+
+@pytest.mark.usefixtures("broker_down")
+def test_resuming_with_the_job_queue_down_is_the_outage_page_and_changes_nothing(
+    client, admin_user, batch
+):
+    batch.jobs.update(status=JobStatus.CANCELLED)
+    GenerationBatch.objects.filter(pk=batch.pk).update(status=JobStatus.CANCELLED)
+    client.force_login(admin_user)
+    response = client.post(f"/batches/{batch.pk}/resume/")
+    assert response.status_code == 503
+    assert b"The job queue is not answering" in response.content
+    assert batch.jobs.get().status == JobStatus.CANCELLED
+    batch.refresh_from_db()
+    assert batch.status == JobStatus.CANCELLED

@@ -1,7 +1,10 @@
 """Fresh-machine entry point, standard library only.
 
-    python3 -m trainingdash run    # venv, install, migrate, first admin, web + worker
-    python3 -m trainingdash test   # venv, install (with test extras), browser, pytest
+usage:
+    python3 -m trainingdash run [--no-demo] [--worker-threads N]
+        venv, install, migrate, first admin, then the web app and a worker (Ctrl-C stops both)
+    python3 -m trainingdash test [PYTEST ARGS]
+        venv, install (with test extras), browser, type checks and the test suite
 
 Both create `.venv` beside this project on first use and re-run inside it.
 """
@@ -35,7 +38,9 @@ def ensure_venv(extras: str) -> None:
         _sh(PY, "-m", "pip", "install", "-q", "--upgrade", "pip")
     stamp = VENV / f".installed-{extras or 'base'}"
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if not stamp.exists() or stamp.read_text() != digest:
+    # The test extras include the base install: `run` after `test` installs nothing.
+    done = [stamp, VENV / ".installed-test"] if not extras else [stamp]
+    if not any(s.exists() and s.read_text() == digest for s in done):
         target = f"{ROOT}[{extras}]" if extras else str(ROOT)
         _sh(PY, "-m", "pip", "install", "-q", "-e", target)
         stamp.write_text(digest)
@@ -53,15 +58,22 @@ def ensure_chromium() -> None:
 
 
 def local_env() -> dict[str, str]:
-    """Settings for a single-machine run: data dir, persistent secret key, plain http."""
-    data = Path(os.environ.get("TRAININGDASH_DATA_DIR", ROOT / "data"))
+    """Settings for a single-machine run: data dir, persistent secret key, plain http.
+
+    The key stays in the data folder (mode 0600), not in the environment: the settings read it
+    there, so the README's `manage.py` commands sign with the same key, and the sessions' tools
+    (which inherit the environment) never see it."""
+    data = Path(os.environ.get("TRAININGDASH_DATA_DIR") or ROOT / "data").resolve()
     data.mkdir(parents=True, exist_ok=True)
     key_file = data / "secret_key"
-    if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(50) + "\n")
     env = {"TRAININGDASH_DATA_DIR": str(data), "TRAININGDASH_HTTPS": "0"}
-    env.setdefault("SECRET_KEY", key_file.read_text().strip())
     return {**env, **os.environ}
 
 
@@ -97,7 +109,10 @@ def run_tests(args: list[str]) -> int:
 
 
 def main(argv: list[str]) -> None:
-    command = argv[0] if argv else "run"
+    command = argv[0] if argv else ""
+    if command in {"-h", "--help", "help"}:
+        print(__doc__)
+        return
     if command == "run":
         ensure_venv("")
         os.execve(PY, [str(PY), str(ROOT / "manage.py"), "up", *argv[1:]], local_env())
@@ -106,7 +121,8 @@ def main(argv: list[str]) -> None:
         ensure_chromium()
         raise SystemExit(run_tests(argv[1:]))
     else:
-        raise SystemExit(__doc__)
+        # No command is no default either: say what there is, and fail.
+        raise SystemExit((f"unknown command {command!r}\n" if command else "") + __doc__)
 
 
 if __name__ == "__main__":

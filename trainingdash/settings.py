@@ -9,6 +9,11 @@ from typing import Any
 
 import dj_database_url
 from csp.constants import NONE, SELF
+from django.core.checks.security.base import (
+    SECRET_KEY_INSECURE_PREFIX,
+    SECRET_KEY_MIN_LENGTH,
+    SECRET_KEY_MIN_UNIQUE_CHARACTERS,
+)
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -41,11 +46,39 @@ def env_list(name: str, default: list[str]) -> list[str]:
 DEBUG = env_bool("DEBUG", False)
 DATA_DIR = Path(os.environ.get("TRAININGDASH_DATA_DIR") or BASE_DIR / "data").resolve()
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set unless DEBUG=1")
-    SECRET_KEY = "insecure-debug-only-key"
+# `python3 -m trainingdash run` writes a generated key here (mode 0600), so that every
+# command run later on this data folder signs with the same key without it in the environment.
+SECRET_KEY_FILE = DATA_DIR / "secret_key"
+
+
+def _secret_key() -> str:
+    key = os.environ.get("SECRET_KEY", "")
+    if not key and SECRET_KEY_FILE.is_file():
+        key = SECRET_KEY_FILE.read_text().strip()
+    if DEBUG:
+        return key or SECRET_KEY_INSECURE_PREFIX + "debug-only-key"
+    if not key:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set unless DEBUG=1: set it in the environment, or run "
+            f"`python3 -m trainingdash run` once, which writes one to {SECRET_KEY_FILE}"
+        )
+    # Django's own rules for a key it would accept (`check --deploy`, security.W009), enforced:
+    # a short, repetitive or startproject placeholder key lets anyone forge sessions.
+    if (
+        len(key) < SECRET_KEY_MIN_LENGTH
+        or len(set(key)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS
+        or key.startswith(SECRET_KEY_INSECURE_PREFIX)
+    ):
+        raise ImproperlyConfigured(
+            f"SECRET_KEY is weak: it needs at least {SECRET_KEY_MIN_LENGTH} characters, "
+            f"{SECRET_KEY_MIN_UNIQUE_CHARACTERS} of them different, and no "
+            f"{SECRET_KEY_INSECURE_PREFIX!r} prefix; generate one with "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(50))'`"
+        )
+    return key
+
+
+SECRET_KEY = _secret_key()
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -91,6 +124,8 @@ MIDDLEWARE = [
     "collection.roles.NoRoleMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A view failing because the database or the job queue is down: a 503 page naming it.
+    "trainingdash.http.OutageMiddleware",
 ]
 
 # No inline script or style anywhere (htmx's indicator styles are turned off in base.html and
@@ -187,9 +222,16 @@ DRAMATIQ_NAMESPACE = os.environ.get("DRAMATIQ_NAMESPACE", "trainingdash")
 DRAMATIQ_HEARTBEAT_TIMEOUT_MS = env_int("DRAMATIQ_HEARTBEAT_TIMEOUT_MS", 60_000)
 # Per million broker commands: how often a worker requeues the messages of dead workers.
 DRAMATIQ_MAINTENANCE_CHANCE = env_int("DRAMATIQ_MAINTENANCE_CHANCE", 1000)
+# Each worker process says it is alive this often; /healthz counts those heard from within
+# three periods.
+WORKER_HEARTBEAT_SECONDS = env_int("TRAININGDASH_WORKER_HEARTBEAT_SECONDS", 5)
 # A running collection job renews its lease every quarter of this; a lapsed lease means the
 # worker died and the job may be taken over.
 COLLECTION_LEASE_SECONDS = env_int("COLLECTION_LEASE_SECONDS", 60)
+# How many times a job is started before a worker dying under it fails it.
+COLLECTION_MAX_ATTEMPTS = env_int("COLLECTION_MAX_ATTEMPTS", 3)
+# How often each worker moves stuck work on (collection.jobs.reconciler); 0 turns it off.
+TRAININGDASH_RECONCILE_SECONDS = env_int("TRAININGDASH_RECONCILE_SECONDS", 15)
 
 # --- Quality scoring ---------------------------------------------------------------------
 TRAININGDASH_SCORING: dict[str, Any] = {

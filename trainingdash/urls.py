@@ -15,3 +15,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", collection_views.healthz, name="healthz"),
 ]
+
+# A database or broker outage met before any view (reading a signed-in user's session) still
+# gets the page naming what is down.
+handler500 = "trainingdash.http.server_error"

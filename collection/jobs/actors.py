@@ -9,13 +9,15 @@ from __future__ import annotations
 import dramatiq
 
 from collection.importers.watch import DEFAULT_INTERVAL, scan_configured
+from collection.jobs import reconciler
 from collection.jobs.runner import run_job
 from collection.jobs.uploads import run_import_upload
 from collection.models import CollectionJob, ImportUpload, TrainingExample
 from collection.scoring import rescore
 from trainingdash.broker import setup_broker
 
-setup_broker()
+# Every worker process loads this module: each runs the reconciler (collection.jobs.reconciler).
+reconciler.install(setup_broker())
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3, time_limit=30 * 60 * 1000)

@@ -25,8 +25,8 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, Literal
 
 from django.conf import settings
@@ -35,9 +35,10 @@ from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 from pydantic import BaseModel, ConfigDict, Field
 
-from collection.jobs.runner import JobHooks
+from collection.jobs.runner import JobHooks, revive, stop_job
 from collection.models import (
     ACTIVE_STATUSES,
+    SENT_AT,
     TEMPLATE_CATEGORIES,
     CollectionJob,
     Difficulty,
@@ -51,13 +52,15 @@ from collection.models import (
 from collection.storage import TrainingStorage, seed_storage
 from collection.task_templates import TaskTemplate, TaskTemplateLibrary
 from collection.verification import tail
-from trainingdash import broker
 from trainingdash.broker import InProcessWorkers
 
 # Marks in a batch job's `progress` (a worker replaces it once the job runs): a queued job
-# whose message is on its way to the workers, and a cancelled job waiting to run again.
-SENT = "sent_at"
+# whose message is on its way to the workers (set by `CollectionJob.queue`), and a cancelled
+# or failed job waiting to run again.
+SENT = SENT_AT
 RESUME = "resume"
+# What a resume runs again.
+RERUN = (JobStatus.CANCELLED, JobStatus.FAILED)
 
 
 class GenerationParams(BaseModel):
@@ -139,11 +142,11 @@ def start_batch(
 
 
 def can_resume(batch: GenerationBatch, library: TaskTemplateLibrary | None = None) -> bool:
-    """Whether resuming would do anything: a finished batch with cancelled jobs or planned
-    jobs never created, or an interrupted one (see `interrupted`)."""
+    """Whether resuming would do anything: a finished batch with cancelled or failed jobs or
+    planned jobs never created, or an interrupted one (see `interrupted`)."""
     if batch.is_active:
         return interrupted(batch)
-    if batch.jobs.filter(status=JobStatus.CANCELLED).exists():
+    if batch.jobs.filter(status__in=RERUN).exists():
         return True
     return bool(_missing(batch, library or TaskTemplateLibrary.load()))
 
@@ -170,11 +173,11 @@ def resume_batch(
 ) -> GenerationBatch:
     """Run again what a cancelled or interrupted batch has not finished; nothing twice.
 
-    Its cancelled jobs run again (each with a fresh execution; see `CollectionJob.requeue`)
-    and planned jobs never created are created, `concurrency` at a time; an interrupted
-    batch's queued jobs are sent again (a job already run or running ignores a second
-    message) and running jobs whose lease lapsed are taken over. Raises `ValueError` when
-    there is nothing to resume.
+    Its cancelled and failed jobs run again (each with a fresh execution; see
+    `CollectionJob.requeue`) and planned jobs never created are created, `concurrency` at a
+    time; an interrupted batch's queued jobs are sent again (a job already run or running
+    ignores a second message) and running jobs whose worker is gone are queued again
+    (`runner.revive`). Raises `ValueError` when there is nothing to resume.
     """
     library = library or TaskTemplateLibrary.load()
     if not can_resume(batch, library):
@@ -185,19 +188,14 @@ def resume_batch(
         if batch.status == JobStatus.QUEUED:
             batch.acquire()
         GenerationBatch.objects.filter(pk=batch.pk).update(cancel_requested=False, error="")
-        batch.jobs.filter(status=JobStatus.CANCELLED).update(progress={RESUME: True})
+        batch.jobs.filter(status__in=RERUN).update(progress={RESUME: True})
         batch.jobs.filter(status=JobStatus.QUEUED).update(progress={})  # sent, never arrived
-        lapsed = batch.jobs.filter(status=JobStatus.RUNNING, lease_expires_at__lt=timezone.now())
-        for pk in lapsed.values_list("pk", flat=True):
-            transaction.on_commit(partial(_send, pk))
+        for job in batch.jobs.filter(status=JobStatus.RUNNING).select_related("execution"):
+            revive(job)
         _fill(batch, library)
         dispatch(batch)
     batch.refresh_from_db()
     return batch
-
-
-def _send(job_id: int) -> None:
-    broker.send(CollectionJob.queue_name, CollectionJob.actor_name, job_id)
 
 
 def _missing(batch: GenerationBatch, library: TaskTemplateLibrary) -> list[PlannedJob]:
@@ -241,9 +239,9 @@ def in_flight(batch: GenerationBatch) -> QuerySet[CollectionJob]:
 def dispatch(batch: GenerationBatch) -> int:
     """Send the batch's next jobs while fewer than `concurrency` are in flight; how many.
 
-    Queued jobs not sent yet go first (in plan order), then cancelled jobs a resume asked to
-    run again. Dispatchers of one batch take turns on its row, so two jobs finishing at once
-    can't both fill the same free slot.
+    Queued jobs not sent yet go first (in plan order), then cancelled or failed jobs a resume
+    asked to run again. Dispatchers of one batch take turns on its row, so two jobs finishing
+    at once can't both fill the same free slot.
     """
     with transaction.atomic():
         # A row lock on PostgreSQL; on SQLite the IMMEDIATE transaction already serialises.
@@ -253,27 +251,27 @@ def dispatch(batch: GenerationBatch) -> int:
         free = GenerationParams.model_validate(batch.params).concurrency
         free -= in_flight(batch).count()
         unsent = batch.jobs.filter(status=JobStatus.QUEUED).exclude(progress__has_key=SENT)
-        again = batch.jobs.filter(status=JobStatus.CANCELLED, progress__has_key=RESUME)
+        again = batch.jobs.filter(status__in=RERUN, progress__has_key=RESUME)
         jobs = list(unsent.order_by("id")[: max(free, 0)])
         jobs += list(again.order_by("id")[: max(free - len(jobs), 0)])
         for job in jobs:
+            # Sent once committed, marked as sent (in flight) meanwhile.
             if job.can("requeue"):
-                job.requeue()  # sends it once committed
+                job.requeue()
             else:
                 job.queue()
-            CollectionJob.objects.filter(pk=job.pk).update(
-                progress={SENT: timezone.now().isoformat()}
-            )
     return len(jobs)
 
 
 def cancel_batch(batch: GenerationBatch) -> GenerationBatch:
-    """Stop a batch: queued jobs are cancelled now, running ones at their next check."""
+    """Stop a batch: queued jobs are cancelled now, running ones at their next check (now, when
+    their worker is gone)."""
     if batch.is_active:
         batch.request_cancel()
-        for job in batch.jobs.filter(status__in=ACTIVE_STATUSES):
-            job.request_cancel()
-        batch.jobs.filter(status=JobStatus.CANCELLED, progress__has_key=RESUME).update(progress={})
+        for job in batch.jobs.filter(status__in=ACTIVE_STATUSES).select_related("execution"):
+            with suppress(IllegalTransition):  # it ended meanwhile
+                stop_job(job)
+        batch.jobs.filter(status__in=RERUN, progress__has_key=RESUME).update(progress={})
     return refresh_status(batch)
 
 
@@ -331,8 +329,9 @@ def _stop_at_ceiling(batch: GenerationBatch, job: CollectionJob) -> str:
         # Locked while queued: a worker can't take one of them until we are done.
         for queued in batch.jobs.select_for_update().filter(status=JobStatus.QUEUED):
             queued.cancel(reason)
-        again = batch.jobs.filter(status=JobStatus.CANCELLED, progress__has_key=RESUME)
-        again.update(error=reason, progress={})
+        again = batch.jobs.filter(status__in=RERUN, progress__has_key=RESUME)
+        again.filter(status=JobStatus.CANCELLED).update(error=reason)
+        again.update(progress={})
     return reason
 
 

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.forms.models import model_to_dict
 from pydantic import BaseModel, ConfigDict, Field
 
-from collection.jobs.runner import create_job
+from collection.jobs.runner import create_job, stop_job
 from collection.models import CollectionJob, IllegalTransition, JobKind, Task
 from collection.sessions.spec import JobSpec
 from collection.task_templates import TaskTemplate, TaskTemplateLibrary
@@ -119,10 +119,11 @@ def start_collection(
 
 
 def cancel_collection(job: CollectionJob) -> CollectionJob:
-    """Stop a job; raises `IllegalTransition` when it has finished already."""
+    """Stop a job (now, when it is queued or its worker is gone; else at its worker's next
+    check); raises `IllegalTransition` when it has finished already."""
     if job.is_finished:
         raise IllegalTransition(f"job {job.pk} has finished: nothing to cancel")
-    job.request_cancel()
+    stop_job(job)
     return job
 
 

@@ -15,7 +15,9 @@ owners of jobs such as batches add their rules through `JobHooks`, registered at
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import re
 import shutil
 import socket
 import threading
@@ -33,21 +35,25 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from collection.jobs.collectors import JobRun, collector_for
-from collection.lifecycle import Outcome, open_execution, reset_execution
+from collection.lifecycle import Outcome, finish, open_execution, reset_execution
 from collection.models import (
     CollectionJob,
     Execution,
     IllegalTransition,
     JobKind,
+    JobStatus,
     Task,
     TaskStatus,
+    gave_up,
     lease_seconds,
+    max_attempts,
 )
 from collection.sessions.collector import SessionControl
 from collection.sessions.spec import JobSpec
 from trainingdash.broker import JobError
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+log = logging.getLogger(__name__)
 
 
 class JobHooks:
@@ -82,16 +88,27 @@ def create_job(
     return job
 
 
-def renew(job_id: int, owner: str, progress: dict[str, Any]) -> bool:
-    """Extend our lease and publish progress; False when the job should stop (cancelled)."""
+def renew(job_id: int, owner: str, progress: dict[str, Any]) -> str:
+    """Extend our lease and publish progress; why the job should stop ("" to go on): a user
+    cancelled it, or another worker took it over (our lease lapsed meanwhile)."""
     expires = timezone.now() + timedelta(seconds=lease_seconds())
     try:
-        CollectionJob.objects.filter(pk=job_id, lease_owner=owner).update(
-            lease_expires_at=expires, progress=progress
-        )
-        return not CollectionJob.objects.filter(pk=job_id, cancel_requested=True).exists()
+        held = CollectionJob.objects.filter(
+            pk=job_id, lease_owner=owner, status=JobStatus.RUNNING
+        ).update(lease_expires_at=expires, progress=progress)
+        if not held:
+            return LEASE_LOST
+        if CollectionJob.objects.filter(pk=job_id, cancel_requested=True).exists():
+            return "cancelled by a user"
+        return ""
+    except DatabaseError:
+        log.warning("job %s: could not renew its lease; trying again", job_id, exc_info=True)
+        return ""  # the session goes on; a lease lapsed meanwhile is noticed once the DB is back
     finally:
         db.connection.close()  # called from a pool thread: don't leave its connection open
+
+
+LEASE_LOST = "stopped: its lease lapsed and another worker took the job over"
 
 
 # --- running -----------------------------------------------------------------------------------
@@ -103,7 +120,8 @@ def run_job(
     """Run a job once. Returns the finished job, or None when this delivery has nothing to do.
 
     Raises a retryable `JobError` when the database or a lease holder is in the way; never
-    for a failed session, which is data like any other.
+    for a failed session, which is data like any other, nor for a job that could not start
+    (bad options, a missing workspace, an unknown policy): that job fails with the reason.
     """
     owner = owner or f"{WORKER_ID}:{threading.get_ident()}:{uuid.uuid4().hex[:6]}"
     try:
@@ -112,39 +130,114 @@ def run_job(
             return None
     except DatabaseError as exc:
         raise JobError(f"job {job_id}: database unavailable: {exc}", retryable=True) from exc
-    reason = next((r for r in (h.stop_reason(job) for h in HOOKS) if r), "")
-    if reason:
-        job.cancel(reason)
-    else:
-        _run(job, owner, on_message)
-    for hooks in HOOKS:
-        hooks.finished(job)
+    if _run(job, owner, on_message):
+        _finished(job)
     return job
 
 
-def _run(job: CollectionJob, owner: str, on_message: Callable[[Any], None] | None) -> None:
-    """Run the job's session(s) and move the job to its final state, whatever happens."""
+def _run(job: CollectionJob, owner: str, on_message: Callable[[Any], None] | None) -> bool:
+    """Run the job's session(s) and move the job to its final state, whatever happens.
+    False when another worker took the job over meanwhile (it is theirs to end)."""
     progress: dict[str, Any] = {"messages": 0, "tool_calls": 0, "last": ""}
+    outcome: Outcome | None
     try:
-        sandbox = _sandbox(job)  # before the execution: a missing workspace leaves none behind
-        try:
-            execution = _fresh_execution(job)
-            # The task is read here: the event loop's thread may not touch the database.
-            session = _collect(job, job.task, execution, sandbox, owner, progress, on_message)
-            outcome = asyncio.run(session)
-        finally:
-            shutil.rmtree(sandbox, ignore_errors=True)
+        reason = next((r for r in (h.stop_reason(job) for h in HOOKS) if r), "")
+        if reason:
+            outcome = Outcome(TaskStatus.CANCELLED, error=reason)
+        elif job.attempts > max_attempts():
+            outcome = Outcome(TaskStatus.FAILED, error=gave_up(job.attempts - 1))
+        else:
+            outcome = _session(job, owner, progress, on_message)
     except DatabaseError as exc:
-        # The lease lapses and a redelivery takes the job over once the database is back.
+        # The lease lapses and the job is taken over once the database is back.
         raise JobError(f"job {job.pk}: database unavailable: {exc}", retryable=True) from exc
     except Exception as exc:  # noqa: BLE001 - anything else fails the job, with the reason
         outcome = Outcome(TaskStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
-    if outcome is None:
-        job.finish(progress=progress)
-    elif outcome.status == TaskStatus.CANCELLED:
-        job.cancel(outcome.error, progress=progress)
-    else:
-        job.fail(outcome.error, progress=progress)
+    try:
+        if outcome is None:
+            job.finish(owner=owner, progress=progress)
+        elif outcome.status == TaskStatus.CANCELLED:
+            job.cancel(outcome.error, owner=owner, progress=progress)
+        else:
+            job.fail(outcome.error, owner=owner, progress=progress)
+    except IllegalTransition:
+        log.warning("job %s: lease lost to %s; leaving the job to it", job.pk, job.lease_owner)
+        return False
+    if outcome is not None:
+        close_execution(job.execution, outcome.status, outcome.error)
+    return True
+
+
+def _session(
+    job: CollectionJob,
+    owner: str,
+    progress: dict[str, Any],
+    on_message: Callable[[Any], None] | None,
+) -> Outcome | None:
+    """Prepare the job's sandbox and options, then run its session(s) in its execution; what
+    can't be prepared raises before an execution is opened (or an earlier one emptied)."""
+    spec = JobSpec.model_validate(job.spec)
+    collector_for(job.kind)
+    sandbox = _sandbox(job)
+    try:
+        options = build_options(spec, sandbox)
+        execution = _fresh_execution(job)
+        # The task is read here: the event loop's thread may not touch the database.
+        session = _collect(job, job.task, execution, options, owner, progress, on_message)
+        return asyncio.run(session)
+    finally:
+        shutil.rmtree(sandbox, ignore_errors=True)
+
+
+def _finished(job: CollectionJob) -> None:
+    """Tell the job's owners (its batch) it ended. Their failure is not the job's: the
+    reconciler catches up with what they left undone (a batch not yet finished)."""
+    for hooks in HOOKS:
+        try:
+            hooks.finished(job)
+        except Exception:  # noqa: BLE001 - logged; the job itself has ended
+            log.exception("job %s: %s failed after the job ended", job.pk, type(hooks).__name__)
+
+
+def close_execution(execution: Execution | None, status: str, error: str) -> None:
+    """Close a job's execution that its session left open (the session never started, or its
+    worker died): failed or cancelled with `error`, partial. Nothing of a session stored: an
+    infrastructure failure, so no training example."""
+    if execution is None:
+        return
+    with transaction.atomic():
+        found = Execution.objects.select_for_update().filter(
+            pk=execution.pk, status__in=(TaskStatus.PENDING, TaskStatus.IN_PROGRESS)
+        )
+        open_ = found.first()
+        if open_ is None:
+            return  # its session closed it
+        stored = open_.messages.exists()
+        finish(open_, Outcome(status, error=error, partial=True, infrastructure=not stored))
+
+
+def stop_job(job: CollectionJob) -> None:
+    """Cancel a job: a queued one now, a running one at its worker's next check, or now when
+    its worker is gone (its lease lapsed). Raises `IllegalTransition` when it has ended."""
+    job.request_cancel()
+    if job.lease_lapsed:
+        revive(job)  # cancel_requested: cancelled
+
+
+def revive(job: CollectionJob) -> str:
+    """`LeasedJob.revive` for a collection job: one that ends (cancelled, or out of attempts)
+    has its open execution closed and its owners (its batch) told."""
+    what = job.revive()
+    if what in ("cancelled", "failed"):
+        _abandoned(job)
+    return what
+
+
+def _abandoned(job: CollectionJob) -> None:
+    job.refresh_from_db()
+    status = TaskStatus.CANCELLED if job.status == JobStatus.CANCELLED else TaskStatus.FAILED
+    close_execution(job.execution, status, job.error)
+    _finished(job)
 
 
 def _acquire(job: CollectionJob, owner: str) -> bool:
@@ -178,8 +271,16 @@ def _fresh_execution(job: CollectionJob) -> Execution:
     return execution
 
 
+SANDBOX_NAME = re.compile(r"job-(\d+)-attempt-(\d+)")
+
+
+def sandboxes_dir() -> Path:
+    """Where this machine's workers make their sessions' sandboxes."""
+    return Path(settings.DATA_DIR) / "sandboxes"
+
+
 def _sandbox(job: CollectionJob) -> Path:
-    root = Path(settings.DATA_DIR) / "sandboxes" / f"job-{job.pk}-attempt-{job.attempts}"
+    root = sandboxes_dir() / f"job-{job.pk}-attempt-{job.attempts}"
     shutil.rmtree(root, ignore_errors=True)
     workspace = job.spec.get("workspace")
     if workspace:
@@ -188,6 +289,25 @@ def _sandbox(job: CollectionJob) -> Path:
         (root / "work").mkdir(parents=True)
     (root / "config").mkdir(exist_ok=True)
     return root
+
+
+def remove_stale_sandboxes() -> int:
+    """Remove the sandboxes on this machine that no running attempt uses (those of attempts
+    whose worker was killed); how many. Listed before the jobs are read: a sandbox made after
+    its job was taken is never mistaken for a stale one."""
+    found = {}
+    for path in sandboxes_dir().glob("job-*-attempt-*"):
+        if match := SANDBOX_NAME.fullmatch(path.name):
+            found[path] = (int(match[1]), int(match[2]))
+    running = set(
+        CollectionJob.objects.filter(
+            status=JobStatus.RUNNING, pk__in={pk for pk, _ in found.values()}
+        ).values_list("pk", "attempts")
+    )
+    stale = [path for path, key in found.items() if key not in running]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
 
 
 def build_options(spec: JobSpec, sandbox: Path) -> ClaudeAgentOptions:
@@ -227,7 +347,7 @@ async def _collect(
     job: CollectionJob,
     task: Task,
     execution: Execution,
-    sandbox: Path,
+    options: ClaudeAgentOptions,
     owner: str,
     progress: dict[str, Any],
     listener: Callable[[Any], None] | None = None,
@@ -249,7 +369,7 @@ async def _collect(
             listener(message)
 
     control = SessionControl()
-    run = JobRun(task, spec, build_options(spec, sandbox), execution, control, on_message)
+    run = JobRun(task, spec, options, execution, control, on_message)
     work = asyncio.create_task(collector_for(job.kind).collect(run))
 
     def stop(status: str, error: str) -> None:
@@ -321,8 +441,8 @@ async def _watch(
     """Renew the lease and publish progress every few seconds; stop the work on request."""
     interval = max(1.0, lease_seconds() / 4)
     while not work.done():
-        keep_going = await asyncio.to_thread(renew, job_id, owner, dict(progress))
-        if not keep_going:
-            stop(TaskStatus.CANCELLED, "cancelled by a user")
+        reason = await asyncio.to_thread(renew, job_id, owner, dict(progress))
+        if reason:
+            stop(TaskStatus.CANCELLED, reason)
             return
         await asyncio.sleep(interval)

@@ -50,7 +50,7 @@ from .manifest import (
     Variation,
     errors_from,
 )
-from .validation import problems
+from .validation import problems, verifier_warnings
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 MANIFEST = "manifest.json"
@@ -129,6 +129,12 @@ class TaskTemplate:
     def verifier(self) -> str:
         """The verifier command, ready for a shell in the sandbox (exit 0 == success)."""
         return expand(self.manifest.verifier, self.root)
+
+    @cached_property
+    def warnings(self) -> list[str]:
+        """What is likely wrong but doesn't stop it loading (shown on the templates page):
+        a verifier program this machine doesn't have."""
+        return verifier_warnings(self.verifier, self.workspace_dir)
 
     @property
     def variation(self) -> Variation:

@@ -8,6 +8,9 @@ context. A script that would fail in a real session fails here, naming the step.
 
 from __future__ import annotations
 
+import re
+import shlex
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -216,3 +219,61 @@ def problems(
     if not any(where == "workspace" for where, _ in found):
         found += check_scripts(manifest, folder)
     return [TemplateError(problem, file=manifest_file, field=where) for where, problem in found]
+
+
+# --- the verifier's programs -------------------------------------------------------------------
+
+# Words after which the shell expects a command, and commands the shell runs itself (never
+# looked up on PATH).
+COMMAND_STARTS = frozenset(
+    [";", "&&", "||", "|", "&", "|&", "(", ")", ";;", "!", "{", "}", "if", "then", "else"]
+    + ["elif", "fi", "while", "until", "do", "done", "time"]
+)
+BUILTINS = frozenset(
+    [".", ":", "[", "cd", "command", "echo", "eval", "exec", "exit", "export", "false"]
+    + ["printf", "pwd", "read", "return", "set", "shift", "source", "test", "true", "type"]
+    + ["ulimit", "umask", "unset", "wait"]
+)
+ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def missing_programs(command: str, workdir: Path) -> list[str]:
+    """The programs a shell command runs that can't be found on this machine: a name not on
+    PATH, or a path (relative ones from `workdir`, where the verifier runs) that is no file.
+    Raises `ValueError` when the command can't be split as the shell would (unbalanced
+    quotes)."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    missing: list[str] = []
+    starts = True  # the next word is a command's name
+    for word in lexer:
+        if word in COMMAND_STARTS:
+            starts = True
+            continue
+        if not starts or ASSIGNMENT.match(word):  # arguments; FOO=1 before the command
+            continue
+        starts = False
+        if word not in BUILTINS and not _findable(word, workdir) and word not in missing:
+            missing.append(word)
+    return missing
+
+
+def _findable(program: str, workdir: Path) -> bool:
+    if "/" not in program:
+        return shutil.which(program) is not None
+    path = workdir / program  # an absolute `program` replaces workdir
+    return path.is_file()
+
+
+def verifier_warnings(verifier: str, workdir: Path) -> list[str]:
+    """What will make the verifier fail whatever the agent does, in words for the template's
+    page: programs this machine doesn't have (a worker on another machine may)."""
+    try:
+        missing = missing_programs(verifier, workdir)
+    except ValueError as exc:
+        return [f"the verifier command can't be read as a shell command: {exc}"]
+    return [
+        f"the verifier runs {program!r}, which is not installed here (not found on PATH or "
+        'in the workspace): every session will fail verification with "not found"'
+        for program in missing
+    ]

@@ -16,7 +16,7 @@ from collection.jobs.batches import (
     wait_for_batch,
 )
 from collection.models import GenerationBatch
-from trainingdash.broker import InProcessWorkers
+from trainingdash.broker import BrokerUnavailable, InProcessWorkers
 
 
 class Command(BaseCommand):
@@ -85,13 +85,13 @@ class Command(BaseCommand):
                 fields[name] = [v.strip() for v in o[name].split(",") if v.strip()]
         try:
             return start_batch(GenerationParams(**fields))
-        except (ValidationError, ValueError) as exc:
+        except (ValidationError, ValueError, BrokerUnavailable) as exc:
             raise CommandError(str(exc)) from exc
 
     def _resume(self, pk: int) -> GenerationBatch:
         try:
             return resume_batch(self._batch(pk))
-        except ValueError as exc:
+        except (ValueError, BrokerUnavailable) as exc:
             raise CommandError(str(exc)) from exc
 
     def _batch(self, pk: int) -> GenerationBatch:

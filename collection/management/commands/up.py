@@ -18,7 +18,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from collection.models import ImportUpload
 from collection.roles import ADMIN, assign_role
-from trainingdash.broker import send
+from trainingdash import data_dir
+from trainingdash.broker import embedded_redis, send, stop_embedded_redis
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -47,17 +48,23 @@ class Command(BaseCommand):
     def handle(
         self, *args, host: str, port: int, worker_threads: int, setup_only: bool, demo: bool, **kw
     ):
+        url = f"http://{host}:{port}/"
+        try:
+            # Held until this process ends: a second run here would share (and, stopping, stop)
+            # this one's embedded Redis and write to the same database.
+            self._owner = data_dir.claim(Path(settings.DATA_DIR), url)
+        except data_dir.DataDirInUse as exc:
+            raise CommandError(str(exc)) from None
         if not setup_only:
             _check_port_free(host, port)
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
-        self._first_admin(f"http://{host}:{port}/")
+        self._first_admin(url)
         if setup_only:
             return
         if not settings.REDIS_URL:
-            from trainingdash.broker import embedded_redis
-
-            # This process owns the embedded server for the web app's and worker's lifetime.
+            # Start it here, so that it runs as long as the web app and the worker do (and is
+            # stopped after them, unless a command still uses it).
             embedded_redis(Path(settings.REDIS_EMBEDDED_DB))
         if demo:
             self._seed_demo()
@@ -69,8 +76,6 @@ class Command(BaseCommand):
                 {"dramatiq": self._worker(worker_threads), "gunicorn": self._web(host, port)}
             )
         finally:
-            from trainingdash.broker import stop_embedded_redis
-
             stop_embedded_redis()
 
     def _first_admin(self, url: str) -> None:
