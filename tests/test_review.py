@@ -165,7 +165,8 @@ def ruling(**kw) -> dict:
 
 
 def events(example: TrainingExample) -> list[tuple]:
-    rows = ReviewEvent.objects.filter(example=example).order_by("field")
+    # By field, then in the order they happened (the id breaks ties the database may not).
+    rows = ReviewEvent.objects.filter(example=example).order_by("field", "id")
     return list(rows.values_list("field", "before", "after", "user", "via"))
 
 
@@ -273,8 +274,8 @@ def test_the_review_form_sets_and_clears_the_override(reviewer):
     review_example(example, reviewer, **ruling())
     assert TrainingExample.objects.get(pk=example.pk).quality_score == 0.2
     assert [e[:3] for e in events(example)] == [
-        ("quality_override", 0.6, None),
         ("quality_override", None, 0.6),
+        ("quality_override", 0.6, None),
         ("quality_override_reason", "why", "because"),
     ]
 
