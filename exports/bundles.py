@@ -172,12 +172,17 @@ def _manifest(
 def _zip_atomically(work: Path, destination: Path) -> int:
     """Zip everything in `work` into `destination` through a temporary name."""
     part = destination.with_name(f".{destination.name}.part")
-    with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in _data_files(work):
-            _add(archive, work / name, name)
-    with part.open("rb") as written:
-        os.fsync(written.fileno())  # on disk before the name says "complete"
-    os.replace(part, destination)
+    try:
+        with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name in _data_files(work):
+                _add(archive, work / name, name)
+        with part.open("rb") as written:
+            os.fsync(written.fileno())  # on disk before the name says "complete"
+        os.replace(part, destination)
+    except BaseException:
+        # A full disk (or a cancel) mid-zip: no half bundle left taking the space it lacks.
+        part.unlink(missing_ok=True)
+        raise
     return destination.stat().st_size
 
 
