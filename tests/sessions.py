@@ -10,6 +10,7 @@ from typing import Any
 from claude_agent_sdk import ClaudeAgentOptions
 
 from collection.scripted_model.runtime import scripted_env
+from collection.sessions.spec import JobSpec
 
 TOOLS = ["Read", "Edit", "Write", "Bash", "Glob", "Grep"]
 
@@ -43,3 +44,16 @@ def scripted_options(
 ) -> ClaudeAgentOptions:
     env = scripted_env(policy, seed, script, cwd=cwd, config_dir=cwd.parent / f"{cwd.name}-cfg")
     return ClaudeAgentOptions(cwd=str(cwd), env=env, allowed_tools=TOOLS, **kw)
+
+
+def fix_spec(workspace: Path, **kw: Any) -> JobSpec:
+    """A background job fixing `make_workspace`'s bug with FIX_SCRIPT, checked by VERIFIER;
+    `kw` overrides any field."""
+    fields = {
+        "prompt": "Fix the failing test",
+        "allowed_tools": TOOLS,
+        "script": FIX_SCRIPT,
+        "workspace": str(workspace),
+        "verifier": VERIFIER,
+    }
+    return JobSpec(**(fields | kw))

@@ -35,9 +35,9 @@ from tests.factories import (
     result_payload,
     tool_use,
 )
-from tests.sessions import FIX_SCRIPT, VERIFIER, make_workspace
+from tests.sessions import FIX_SCRIPT, VERIFIER, fix_spec, make_workspace
 from tests.test_broker import ROOT, start_worker, stop_worker, wait_for, worker_env
-from tests.test_reconciler import RECONCILING, dead_letters, fix_spec, redis_broker
+from tests.test_reconciler import RECONCILING, dead_letters, redis_broker
 from trainingdash import broker as broker_module
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,9 +10,8 @@ from django.core.management import call_command
 from collection.jobs.runner import create_job, run_job
 from collection.models import CollectionJob, Execution, JobKind, JobStatus, TaskStatus
 from collection.sessions.chains import ChainStep, ConversationChain
-from collection.sessions.spec import JobSpec
 from tests.factories import make_task
-from tests.sessions import FIX_SCRIPT, TOOLS, VERIFIER, make_workspace
+from tests.sessions import FIX_SCRIPT, VERIFIER, fix_spec, make_workspace
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,17 +19,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def workspace(tmp_path):
     return make_workspace(tmp_path / "workspace")
-
-
-def fix_spec(workspace, **kw) -> JobSpec:
-    fields = {
-        "prompt": "Fix the failing test",
-        "allowed_tools": TOOLS,
-        "script": FIX_SCRIPT,
-        "workspace": str(workspace),
-        "verifier": VERIFIER,
-    }
-    return JobSpec(**(fields | kw))
 
 
 def test_a_job_runs_in_a_fresh_sandbox_and_leaves_the_workspace_alone(

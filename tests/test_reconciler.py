@@ -14,7 +14,6 @@ import subprocess
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import dramatiq
@@ -39,7 +38,7 @@ from collection.sessions.spec import JobSpec
 from collection.task_templates import TaskTemplateLibrary
 from tests.factories import make_execution, make_message, make_task
 from tests.services import port_open, require
-from tests.sessions import FIX_SCRIPT, TOOLS, VERIFIER, make_workspace
+from tests.sessions import FIX_SCRIPT, VERIFIER, fix_spec, make_workspace
 from tests.test_broker import start_worker, stop_worker, wait_for
 from trainingdash import broker as broker_module
 
@@ -51,17 +50,6 @@ RECONCILING = {
     "TRAININGDASH_RECONCILE_SECONDS": "1",
     "DRAMATIQ_MAINTENANCE_CHANCE": "0",
 }
-
-
-def fix_spec(workspace: Path, **kw: Any) -> JobSpec:
-    fields = {
-        "prompt": "Fix the failing test",
-        "allowed_tools": TOOLS,
-        "script": FIX_SCRIPT,
-        "workspace": str(workspace),
-        "verifier": VERIFIER,
-    }
-    return JobSpec(**(fields | kw))
 
 
 @pytest.fixture
