@@ -1,8 +1,10 @@
 """Export bundles: one zip holding the data files, `manifest.json` and a dataset card.
 
-    bundle = build_bundle(examples, "jsonl", ExportOptions(), exports_dir() / "export-7-jsonl.zip",
+    bundle = build_bundle(examples, "jsonl", ExportOptions(), work_dir() / "export-7-jsonl.zip",
                           filters={"category": "debugging"})
     bundle.path, bundle.size, bundle.manifest["files"]["data.jsonl"]["sha256"]
+    size = store_bundle(bundle.path, "export-7-jsonl.zip")   # into storages["exports"]
+    with open_bundle("export-7-jsonl.zip") as stored: ...    # None: not one of ours
 
 The data files come from `exports.pipeline.run_export` (or, for "huggingface", from
 `exports.huggingface.export_dataset`), written into a temporary folder beside the bundle; the zip
@@ -10,6 +12,10 @@ is written under a temporary name and renamed when complete, so a reader (or a w
 midway) never sees half a bundle. Entries are sorted and carry a fixed timestamp: the same data,
 filters and seed give byte-identical data files, and a byte-identical zip around them whenever
 the manifest's own fields (its creation time) are the same.
+
+Export jobs build on the worker's own disk (`work_dir()`) and save the finished zip to the
+`exports` storage (settings.STORAGES: DATA_DIR/exports by default, any Django storage backend by
+setting), which the web process reads: web and workers may run on different machines.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from typing import Any
 
 import orjson
 from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.db.models import QuerySet
 
 from collection.models import TrainingExample
@@ -56,9 +64,40 @@ class Bundle:
     counts: dict[str, Any] = field(default_factory=dict)
 
 
+class DataFolderStorage(FileSystemStorage):
+    """A FileSystemStorage on `folder` inside DATA_DIR, looked up when used, so that it follows
+    DATA_DIR wherever that is set (a command's environment, a test's settings)."""
+
+    def __init__(self, folder: str = "exports", **options: Any) -> None:
+        super().__init__(**options)
+        self.folder = folder
+
+    @property
+    def base_location(self) -> str:
+        return os.path.join(settings.DATA_DIR, self.folder)
+
+    @property
+    def location(self) -> str:
+        return os.path.abspath(self.base_location)
+
+
+def bundle_storage() -> Storage:
+    """Where finished bundles live, shared by the web process and every worker."""
+    return storages["exports"]
+
+
 def exports_dir() -> Path:
-    """Where bundles live: DATA_DIR/exports (made on first use)."""
-    folder = Path(settings.DATA_DIR) / "exports"
+    """The exports storage's folder (made on first use) when it is a folder on this machine,
+    as by default (DATA_DIR/exports). Raises NotImplementedError for a remote storage."""
+    folder = Path(bundle_storage().path(""))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def work_dir() -> Path:
+    """Where this worker builds bundles before storing them: DATA_DIR/tmp/exports, on its own
+    disk (made on first use)."""
+    folder = Path(settings.DATA_DIR) / "tmp" / "exports"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -207,6 +246,47 @@ def _json(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2) + b"\n"
 
 
+# --- the exports storage -------------------------------------------------------------------------
+
+
+def store_bundle(local: Path, name: str) -> int:
+    """Save the complete zip `local` to the exports storage as `name`, replacing an earlier
+    attempt's; returns its size there. A save that fails leaves nothing under `name`."""
+    storage = bundle_storage()
+    storage.delete(name)  # a redelivered job's earlier (perhaps half-saved) bundle
+    saved = name
+    try:
+        with local.open("rb") as source:
+            saved = storage.save(name, File(source, name=name))
+        if saved != name:  # the storage kept a file that appeared meanwhile and renamed ours
+            raise FileExistsError(f"the exports storage already holds {name!r}")
+        return storage.size(name)
+    except BaseException:
+        storage.delete(saved)
+        raise
+
+
+def open_bundle(name: str) -> File | None:
+    """The stored bundle `name` opened for reading, or None when `name` is not one of our
+    bundle names, leads out of a local storage's folder (a symlink), or is not there."""
+    if not is_bundle_name(name):
+        return None
+    storage = bundle_storage()
+    # Only a folder on disk can hold a link leading out of it; elsewhere a name is a key.
+    if isinstance(storage, FileSystemStorage) and bundle_path(name) is None:
+        return None
+    try:
+        return storage.open(name, "rb")
+    except (FileNotFoundError, IsADirectoryError, PermissionError):
+        return None
+
+
+def delete_stored_bundle(name: str) -> None:
+    """Remove the bundle `name` from the exports storage (nothing for a name not ours)."""
+    if is_bundle_name(name):
+        bundle_storage().delete(name)
+
+
 # --- the dataset card (formats other than Hugging Face, whose card comes with its files) --------
 
 
@@ -281,13 +361,18 @@ def remove_stale_temporaries(folder: Path, now: datetime | None = None) -> int:
     return removed
 
 
+def is_bundle_name(name: str) -> bool:
+    """Whether `name` can be one of our bundles: no separator, `..`, NUL, hidden or temporary
+    file; a zip."""
+    plain = bool(name) and name == Path(name).name and "\\" not in name
+    # A NUL: no file has one, and resolving it would raise.
+    return plain and not name.startswith(".") and name.endswith(".zip") and "\x00" not in name
+
+
 def bundle_path(name: str) -> Path | None:
-    """The bundle called `name` in the exports folder, or None for a name that is not one of
-    ours (a separator, `..`, a NUL, a hidden or temporary file) or that resolves outside the
-    folder."""
-    if not name or name != Path(name).name or name.startswith(".") or not name.endswith(".zip"):
-        return None
-    if "\x00" in name:  # no file has one; resolving it would raise
+    """The bundle called `name` in a local exports storage's folder, or None for a name that
+    is not one of ours (`is_bundle_name`) or that resolves outside the folder."""
+    if not is_bundle_name(name):
         return None
     folder = exports_dir().resolve()
     path = (folder / name).resolve()

@@ -2,11 +2,13 @@
 
     job = start_export("jsonl", ExportOptions(), filters={"min_quality": 0.8}, user=user)
     job = start_export("messages", ExportOptions(), example_ids=[3, 5, 8], user=user)
-    run_export_job(job.pk)     # what the actor calls; the zip lands in DATA_DIR/exports
+    run_export_job(job.pk)     # what the actor calls; the zip lands in storages["exports"]
     prune_expired()            # delete bundles past their retention (runs with every export)
 
-A worker killed midway leaves only temporary files (the bundle is renamed into place when
-complete) and a running job whose lease lapses; the next delivery takes it over and starts
+The worker builds the zip on its own disk and saves it to the exports storage once complete,
+so a web process on another machine serves it. A worker killed midway leaves only temporary
+files (or, killed while saving, a part of the bundle under its name, which no finished job
+points at) and a running job whose lease lapses; the next delivery takes it over and starts
 again, clearing the dead attempt's leftovers first.
 """
 
@@ -29,10 +31,11 @@ from collection.models import IllegalTransition, TrainingExample, lease_seconds
 from collection.queries import ExampleFilters, filter_examples
 from exports.bundles import (
     build_bundle,
-    bundle_path,
-    exports_dir,
+    delete_stored_bundle,
     format_choices,
     remove_stale_temporaries,
+    store_bundle,
+    work_dir,
 )
 from exports.models import ExportJob
 from exports.options import ExportOptions
@@ -139,16 +142,19 @@ def _acquire(job: ExportJob, owner: str) -> bool:
 def _run(job: ExportJob, owner: str) -> None:
     """Build the bundle and move the job to its final state, whatever happens."""
     reporter = _Reporter(job.pk, owner)
+    name = bundle_name(job)
+    local = work_dir() / name
     try:
         bundle = build_bundle(
             job_examples(job),
             job.format,
             ExportOptions(**job.options),
-            exports_dir() / bundle_name(job),
+            local,
             filters=job.filters if job.example_ids is None else None,
             selected=len(job.example_ids) if job.example_ids is not None else None,
             progress=reporter,
         )
+        size = store_bundle(local, name)
     except ExportCancelled:
         job.cancel(progress_done=reporter.done)
         return
@@ -158,9 +164,11 @@ def _run(job: ExportJob, owner: str) -> None:
     except Exception as exc:  # noqa: BLE001 - anything else fails the job, with the reason
         job.fail(f"{type(exc).__name__}: {exc}", progress_done=reporter.done)
         return
+    finally:
+        local.unlink(missing_ok=True)  # stored (or failed): the local copy has served
     job.finish(
-        bundle_name=bundle.path.name,
-        size=bundle.size,
+        bundle_name=name,
+        size=size,
         counts=bundle.counts,
         manifest=bundle.manifest,
         progress_done=reporter.total,
@@ -213,14 +221,12 @@ def prune_expired(now: datetime | None = None) -> int:
     for job in expired.only("pk", "bundle_name"):
         delete_bundle(job)
         pruned += 1
-    remove_stale_temporaries(exports_dir())
+    remove_stale_temporaries(work_dir())
     return pruned
 
 
 def delete_bundle(job: ExportJob) -> None:
-    """Remove a job's bundle file and forget its name."""
-    path = bundle_path(job.bundle_name)
-    if path is not None:
-        path.unlink(missing_ok=True)
+    """Remove a job's bundle from the exports storage and forget its name."""
+    delete_stored_bundle(job.bundle_name)
     ExportJob.objects.filter(pk=job.pk).update(bundle_name="")
     job.bundle_name = ""

@@ -1,5 +1,5 @@
 """Export jobs: what was asked (format, options, filters or a selection), how far the worker got,
-and the bundle it left (a zip under DATA_DIR/exports, named by us, kept until `expires_at`).
+and the bundle it left (a zip in the `exports` storage, named by us, kept until `expires_at`).
 
     job = start_export("jsonl", ExportOptions(), filters={"category": "debugging"}, user=user)
     run_export_job(job.pk)          # what the actor calls (exports.jobs)
@@ -31,7 +31,7 @@ class ExportJob(LeasedJob):
     example_ids = models.JSONField(null=True, blank=True)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
-    # The zip's file name inside the exports folder: chosen by us, never by a request.
+    # The zip's name in the exports storage: chosen by us, never by a request.
     bundle_name = models.CharField(max_length=200, blank=True)
     size = models.PositiveBigIntegerField(default=0)
     # records read, rows written, rows left out by reason (from the manifest).

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from collection.models import IllegalTransition
 from collection.queries import Cursor, describe
 from collection.roles import require_perm, signed_in_user
-from exports.bundles import bundle_path, format_choices
+from exports.bundles import format_choices, open_bundle
 from exports.jobs import (
     ExportRequestError,
     cancel_export,
@@ -173,15 +173,16 @@ def job_action(request: HtmxHttpRequest, pk: int, action: str) -> HttpResponse:
 @require_GET
 @require_perm(DOWNLOAD)
 def download(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Stream a job's bundle. The file is found from the job row (a name we chose), never from
-    the request; an expired bundle is deleted and answered 410 Gone."""
+    """Stream a job's bundle from the exports storage (shared with the workers, wherever they
+    run). The file is found from the job row (a name we chose, checked again), never from the
+    request; an expired bundle is deleted and answered 410 Gone."""
     job = _get_job(pk)
     if job.is_expired and job.bundle_name:
         delete_bundle(job)
     if job.is_expired:
         return render(request, "exports/gone.html", {"job": job}, status=410)
-    path = bundle_path(job.bundle_name) if job.has_bundle else None
-    if path is None or not path.is_file():
+    stored = open_bundle(job.bundle_name) if job.has_bundle else None
+    if stored is None:
         raise Http404("this export has no bundle")
-    response = FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
+    response = FileResponse(stored, as_attachment=True, filename=job.bundle_name)
     return cast(HttpResponse, response)  # streamed; typed as the guarded views' return type

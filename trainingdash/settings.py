@@ -201,8 +201,31 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
+
+
+def _export_storage() -> dict[str, Any]:
+    """Where finished export bundles live, read by the web process and written by every worker:
+    DATA_DIR/exports, or any Django storage backend (TRAININGDASH_EXPORT_STORAGE, a dotted class)
+    with its options (TRAININGDASH_EXPORT_STORAGE_OPTIONS, a JSON object)."""
+    backend = os.environ.get("TRAININGDASH_EXPORT_STORAGE", "")
+    if not backend:
+        return {"BACKEND": "exports.bundles.DataFolderStorage", "OPTIONS": {"folder": "exports"}}
+    raw = os.environ.get("TRAININGDASH_EXPORT_STORAGE_OPTIONS") or "{}"
+    try:
+        options = json.loads(raw)
+    except ValueError:
+        options = None
+    if not isinstance(options, dict):
+        raise ImproperlyConfigured(
+            f"TRAININGDASH_EXPORT_STORAGE_OPTIONS={raw!r} is not a JSON object of the "
+            f"storage's options"
+        )
+    return {"BACKEND": backend, "OPTIONS": options}
+
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "exports": _export_storage(),
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
