@@ -37,6 +37,17 @@ BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 FOLLOW_UPS = {
     "get_debugging_tasks": "task = debug_tasks[0]",
     "async def generate_dataset": "await generate_dataset()",
+    # The batch's outcomes are random (the block gives no seed), and a busy machine's slower
+    # sessions may leave none golden: a reviewer marks the quick start's example golden (not a
+    # batch's, whose golden count the batch block reports), so the evaluation block (golden
+    # only) always has something to write. (Its own block: the one above awaits.)
+    "generate_diverse_dataset": textwrap.dedent(
+        """
+        from collection.models import TrainingExample as _Example
+        _best = storage.get_training_examples(filters={"q": "Fix Type Error"}, limit=1)
+        _Example.objects.filter(pk__in=[e.pk for e in _best]).update(is_golden=True)
+        """
+    ),
     # The custom scorer, used: one session scored by it.
     "quality_scorer=custom_scorer": textwrap.dedent(
         """
