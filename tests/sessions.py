@@ -46,6 +46,14 @@ def scripted_options(
     return ClaudeAgentOptions(cwd=str(cwd), env=env, allowed_tools=TOOLS, **kw)
 
 
+# The fix, with a verifier run long enough to signal or kill a worker in the middle of.
+SLOW_FIX: list[dict[str, Any]] = [
+    *FIX_SCRIPT[:3],
+    {"tool": "Bash", "input": {"command": f"sleep 6; {VERIFIER}"}},
+    FIX_SCRIPT[-1],
+]
+
+
 def fix_spec(workspace: Path, **kw: Any) -> JobSpec:
     """A background job fixing `make_workspace`'s bug with FIX_SCRIPT, checked by VERIFIER;
     `kw` overrides any field."""

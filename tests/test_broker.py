@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dramatiq
 import pytest
@@ -67,6 +68,24 @@ def stop_worker(proc: subprocess.Popen) -> str:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         return proc.communicate()[0]
+
+
+def start_slow_fix(tmp_path: Path, **env: str) -> tuple[subprocess.Popen, Any]:
+    """A worker (`env` its settings), and a SLOW_FIX job of it that is in its Bash step (its CLI
+    running `sleep`): where the fault tests signal or kill it."""
+    from collection.jobs.runner import create_job
+    from collection.models import Execution
+    from tests.factories import make_task
+    from tests.sessions import SLOW_FIX, fix_spec, make_workspace
+
+    worker = start_worker(**env)
+    job = create_job(make_task(), fix_spec(make_workspace(tmp_path / "ws"), script=SLOW_FIX))
+    mid_session = wait_for(
+        lambda: Execution.objects.filter(job__pk=job.pk, tool_calls__name="Bash").exists(), 60
+    )
+    if not mid_session:
+        pytest.fail(f"the job never reached its Bash step:\n{stop_worker(worker)}")
+    return worker, job
 
 
 @pytest.fixture
@@ -144,35 +163,11 @@ FAST_FAILOVER = {
 def test_a_job_whose_worker_is_killed_completes_exactly_once_on_redelivery(
     transactional_db, tmp_path
 ):
-    from collection.jobs.runner import create_job
     from collection.models import CollectionJob, Execution, JobStatus
-    from collection.sessions.spec import JobSpec
-    from tests.factories import make_task
-    from tests.sessions import FIX_SCRIPT, TOOLS, VERIFIER, make_workspace
 
-    slow_fix = [
-        *FIX_SCRIPT[:3],
-        {"tool": "Bash", "input": {"command": f"sleep 6; {VERIFIER}"}},
-        FIX_SCRIPT[-1],
-    ]
-    spec = JobSpec(
-        prompt="Fix the failing test",
-        allowed_tools=TOOLS,
-        script=slow_fix,
-        workspace=str(make_workspace(tmp_path / "ws")),
-        verifier=VERIFIER,
-    )
-    first = start_worker(**FAST_FAILOVER)
-    job = create_job(make_task(), spec)
-    try:
-        mid_session = wait_for(
-            lambda: Execution.objects.filter(job__pk=job.pk, tool_calls__name="Bash").exists(),
-            timeout=60,
-        )
-        assert mid_session, "the job never reached its Bash step"
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)  # the worker, its children and the CLI
-        first.communicate()
+    first, job = start_slow_fix(tmp_path, **FAST_FAILOVER)
+    os.killpg(first.pid, signal.SIGKILL)  # the worker, its children and the CLI
+    first.communicate()
     assert CollectionJob.objects.get(pk=job.pk).status == JobStatus.RUNNING
 
     second = start_worker(**FAST_FAILOVER)

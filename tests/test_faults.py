@@ -35,32 +35,13 @@ from tests.factories import (
     result_payload,
     tool_use,
 )
-from tests.sessions import FIX_SCRIPT, VERIFIER, fix_spec, make_workspace
-from tests.test_broker import ROOT, start_worker, stop_worker, wait_for, worker_env
+from tests.sessions import fix_spec, make_workspace
+from tests.test_broker import ROOT, start_slow_fix, start_worker, stop_worker, wait_for, worker_env
 from tests.test_reconciler import RECONCILING, dead_letters, redis_broker
 from trainingdash import broker as broker_module
 
 pytestmark = pytest.mark.django_db(transaction=True)
 __all__ = ["redis_broker"]  # the fixture, shared with tests/test_reconciler.py
-
-# The fix, with a verifier run long enough to be signalled in the middle of.
-SLOW_FIX = [
-    *FIX_SCRIPT[:3],
-    {"tool": "Bash", "input": {"command": f"sleep 6; {VERIFIER}"}},
-    FIX_SCRIPT[-1],
-]
-
-
-def start_slow_fix(tmp_path: Path) -> tuple[subprocess.Popen[str], CollectionJob]:
-    """A worker, and a job of it that is in its Bash step (its CLI running `sleep`)."""
-    worker = start_worker(**RECONCILING)
-    job = create_job(make_task(), fix_spec(make_workspace(tmp_path / "ws"), script=SLOW_FIX))
-    mid_session = wait_for(
-        lambda: Execution.objects.filter(job__pk=job.pk, tool_calls__name="Bash").exists(), 60
-    )
-    if not mid_session:
-        pytest.fail(f"the job never reached its Bash step:\n{stop_worker(worker)}")
-    return worker, job
 
 
 def assert_stored_once(execution: Execution, *, result: bool = True) -> None:
@@ -77,7 +58,7 @@ def assert_stored_once(execution: Execution, *, result: bool = True) -> None:
 def test_a_worker_sent_sigterm_mid_session_finishes_the_session_once_then_exits(
     redis_broker, tmp_path
 ):
-    worker, job = start_slow_fix(tmp_path)
+    worker, job = start_slow_fix(tmp_path, **RECONCILING)
     signalled = time.monotonic()
     os.kill(worker.pid, signal.SIGTERM)  # `kill PID`, or a container's stop: the main process
     try:
@@ -116,7 +97,7 @@ def test_sigterm_to_the_sessions_cli_fails_its_job_once_with_the_reason(
     # A group-wide SIGTERM (systemd's default KillMode, ^C in a terminal) reaches the CLI too;
     # when the worker outlives it a moment, this is what it sees. When it does not, its job
     # is that of a killed worker (tests/test_reconciler.py).
-    worker, job = start_slow_fix(tmp_path)
+    worker, job = start_slow_fix(tmp_path, **RECONCILING)
     try:
         (cli,) = session_clis(worker)
         os.kill(cli, signal.SIGTERM)

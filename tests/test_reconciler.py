@@ -38,8 +38,8 @@ from collection.sessions.spec import JobSpec
 from collection.task_templates import TaskTemplateLibrary
 from tests.factories import make_execution, make_message, make_task
 from tests.services import port_open, require
-from tests.sessions import FIX_SCRIPT, VERIFIER, fix_spec, make_workspace
-from tests.test_broker import start_worker, stop_worker, wait_for
+from tests.sessions import fix_spec, make_workspace
+from tests.test_broker import start_slow_fix, start_worker, stop_worker, wait_for
 from trainingdash import broker as broker_module
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -307,22 +307,9 @@ def test_a_pass_removes_the_sandboxes_no_running_attempt_uses(settings, tmp_path
 
 
 def test_a_killed_workers_job_is_run_again_by_the_reconciler_within_seconds(redis_broker, tmp_path):
-    slow_fix = [
-        *FIX_SCRIPT[:3],
-        {"tool": "Bash", "input": {"command": f"sleep 6; {VERIFIER}"}},
-        FIX_SCRIPT[-1],
-    ]
-    first = start_worker(**RECONCILING)
-    job = create_job(make_task(), fix_spec(make_workspace(tmp_path / "ws"), script=slow_fix))
-    try:
-        mid_session = wait_for(
-            lambda: Execution.objects.filter(job__pk=job.pk, tool_calls__name="Bash").exists(),
-            timeout=60,
-        )
-        assert mid_session, "the job never reached its Bash step"
-    finally:
-        os.killpg(first.pid, signal.SIGKILL)  # the worker, its children and the CLI
-        first.communicate()
+    first, job = start_slow_fix(tmp_path, **RECONCILING)
+    os.killpg(first.pid, signal.SIGKILL)  # the worker, its children and the CLI
+    first.communicate()
     killed_at = time.monotonic()
     assert CollectionJob.objects.get(pk=job.pk).status == JobStatus.RUNNING
     killed_sandbox = sandboxes_dir() / f"job-{job.pk}-attempt-1"
