@@ -489,17 +489,17 @@ def run(args: argparse.Namespace) -> None:
             drop_postgres(args.pg_url)
 
 
-def report(args: argparse.Namespace) -> None:
+def populated(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The database filled with `args.examples` examples (analysed, static files collected) and
+    a test client signed in as an admin: what every page benchmark starts from."""
     from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
-    from review_data import SEARCH_WORD, populate
+    from review_data import populate
 
     from collection.roles import ADMIN, assign_role
 
-    for name in ("django.request", "django.security"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)  # errors are rows
     world = populate(args.examples, seed=args.seed, progress=progress)
     print(file=sys.stderr)
     analyze(connection.vendor)
@@ -509,6 +509,16 @@ def report(args: argparse.Namespace) -> None:
     assign_role(admin, ADMIN)
     client = Client(raise_request_exception=False)
     client.force_login(admin)
+    return world, client
+
+
+def report(args: argparse.Namespace) -> None:
+    from django.db import connection
+    from review_data import SEARCH_WORD
+
+    for name in ("django.request", "django.security"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # errors are rows
+    world, client = populated(args)
     listed, paging = pages(client, world, args.hops)
     label = "PostgreSQL" if connection.vendor == "postgresql" else "SQLite"
     print(

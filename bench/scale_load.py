@@ -52,11 +52,9 @@ sys.path.insert(0, str(BENCH))
 from review_pages import (  # noqa: E402
     ROOT,
     TRANSACTION_CONTROL,
-    analyze,
     capture,
     drop_postgres,
     p95,
-    progress,
     setup_django,
 )
 
@@ -385,23 +383,9 @@ def print_table(rows: list[Row], clients: int) -> None:
 
 
 def report(args: argparse.Namespace, data: Path) -> None:
-    from django.contrib.auth.models import User
-    from django.core.management import call_command
-    from django.db import connection
-    from django.test import Client
-    from review_data import populate
-    from review_pages import resolve
+    from review_pages import populated, resolve
 
-    from collection.roles import ADMIN, assign_role
-
-    world = populate(args.examples, seed=args.seed, progress=progress)
-    print(file=sys.stderr)
-    analyze(connection.vendor)
-    call_command("collectstatic", interactive=False, verbosity=0)
-    admin = User.objects.create_user("bench-admin")
-    assign_role(admin, ADMIN)
-    client = Client(raise_request_exception=False)
-    client.force_login(admin)
+    world, client = populated(args)
     cookie = f"sessionid={client.cookies['sessionid'].value}"
     rows = [
         Row("list", "/examples/"),
