@@ -280,6 +280,14 @@ def finish_many(
     return [examples.get(execution.pk) for execution in executions]
 
 
+def update_running(execution: Execution, outcome: Outcome) -> None:
+    """What `finish` writes on the execution itself, for a session still being written (a
+    watched transcript): its metrics and state, in one UPDATE. Its example is made or rescored
+    by `finish` once the session is over, not at every line it adds."""
+    _close(execution, outcome, tool_metrics(execution))
+    _save_all([execution])
+
+
 def _close(execution: Execution, outcome: Outcome, metrics: dict[str, Any]) -> None:
     """Set an execution's final state in memory (the caller saves it)."""
     now = timezone.now()

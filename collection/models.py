@@ -789,8 +789,10 @@ class ImportUpload(BackgroundJob):
 class ImportWatchFile(models.Model):
     """A file under a watched folder and how much of it is imported (`import_sessions --watch`).
 
-    `offset` is the file's size when it was last imported; a file whose inode changed or that
-    shrank below it was rotated or replaced and is read again from the start.
+    `offset` is the end of the last complete line imported, `size` the file's size then; a file
+    whose inode changed or that shrank below `offset` was rotated or replaced and is read again
+    from the start. `resume` is the importer's checkpoint at `offset` (see
+    `Importer.resume`): a file that grew is read from there, not again from its start.
     """
 
     root = models.CharField(max_length=1000, help_text="the watched folder the file is under")
@@ -801,6 +803,10 @@ class ImportWatchFile(models.Model):
     mtime = models.DateTimeField(null=True, blank=True)
     # The last import's outcome in a few words ("updated · 3 message(s)", an error), for the page.
     note = models.CharField(max_length=500, blank=True)
+    resume = models.JSONField(default=dict, blank=True)
+    # Read while being written: its session is closed (scored, an example made) once the file
+    # has been quiet for a while (`watch.QUIET_SECONDS`), not at every scan that reads it.
+    running = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

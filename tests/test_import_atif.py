@@ -190,3 +190,81 @@ def test_an_embedded_sub_agent_no_result_points_at_is_reported_not_lost_silently
     problem = f"sub-agent trajectory {sub['trajectory_id']!r} is referenced by no result; skipped"
     assert copy.metadata["import_problems"] == [f"{orphan}: {problem}"]
     assert copy.is_partial
+
+
+def _split_out_sub_agent(tmp_path: Path, ref_path: str) -> tuple[Path, dict[str, Any], str]:
+    """Our export of a session with a sub-agent, its sub-agent moved to a file of its own and
+    referenced by `trajectory_path` (ATIF's file-ref form) instead of embedded."""
+    report = import_file(FIXTURES / "spotter__subagent.jsonl")
+    exported = _export(Execution.objects.get(pk=report.execution_ids[0]), tmp_path / "export")
+    document = json.loads(exported.read_text())
+    (sub,) = document.pop("subagent_trajectories")
+    spawner = ""
+    for step in document["steps"]:
+        for result in (step.get("observation") or {}).get("results", []):
+            if result.get("subagent_trajectory_ref"):
+                result["subagent_trajectory_ref"] = [{"trajectory_path": ref_path}]
+                spawner = result["source_call_id"]
+    run = tmp_path / "run"
+    (run / "subagents").mkdir(parents=True)
+    main = run / "trajectory.json"
+    main.write_text(json.dumps(document))
+    Execution.objects.all().delete()
+    return main, sub, spawner
+
+
+def test_a_sub_agent_in_a_file_of_its_own_comes_back_under_its_spawning_call(
+    tmp_path: Path,
+) -> None:
+    main, sub, spawner = _split_out_sub_agent(tmp_path, "subagents/explore.json")
+    (main.parent / "subagents" / "explore.json").write_text(json.dumps(sub))
+
+    report = import_file(main)
+
+    assert report.ok and report.imported == 1, report.summary()
+    copy = Execution.objects.get()
+    sub_calls = [c["tool_call_id"] for s in sub["steps"] for c in s.get("tool_calls") or []]
+    stored = copy.tool_calls.filter(tool_use_id__in=sub_calls)
+    assert sub_calls and stored.count() == len(sub_calls)
+    assert set(stored.values_list("parent_tool_use_id", flat=True)) == {spawner}
+    sub_steps = [s for s in sub["steps"] if s["source"] == "agent"]
+    from_sub = copy.messages.filter(parent_tool_use_id=spawner, type="assistant")
+    assert from_sub.count() == len(sub_steps)
+    assert not copy.is_partial and copy.metadata["import_problems"] == []
+
+
+@pytest.mark.parametrize(
+    ("ref_path", "reason"),
+    [
+        ("subagents/missing.json", "no such file"),
+        ("../outside.json", "outside the trajectory's folder; not read"),
+        ("s3://bucket/sub.json", "not a local file (only files beside the trajectory are read)"),
+    ],
+)
+def test_a_sub_agent_file_that_cannot_be_read_is_reported_and_the_session_kept(
+    tmp_path: Path, ref_path: str, reason: str
+) -> None:
+    main, sub, spawner = _split_out_sub_agent(tmp_path, ref_path)
+    (tmp_path / "outside.json").write_text(json.dumps(sub))  # there, but not beside it
+
+    report = import_file(main)
+
+    copy = Execution.objects.get(pk=report.execution_ids[0])
+    (problem,) = copy.metadata["import_problems"]
+    assert problem.startswith(f"{main}: step ") and problem.endswith(
+        f"sub-agent trajectory_path {ref_path!r}: {reason}"
+    )
+    assert copy.is_partial and not copy.messages.filter(parent_tool_use_id=spawner).exists()
+    assert copy.messages.filter(type="assistant").exists()
+
+
+def test_a_sub_agent_file_that_is_not_atif_is_reported_with_the_reason(tmp_path: Path) -> None:
+    main, _, _ = _split_out_sub_agent(tmp_path, "subagents/broken.json")
+    (main.parent / "subagents" / "broken.json").write_text(json.dumps({"steps": []}))
+
+    report = import_file(main)
+
+    copy = Execution.objects.get(pk=report.execution_ids[0])
+    (problem,) = copy.metadata["import_problems"]
+    broken = main.parent / "subagents" / "broken.json"
+    assert problem.startswith(f"{broken}: not a valid ATIF sub-agent trajectory: ")

@@ -89,13 +89,13 @@ def test_a_restarted_watch_resumes_from_the_stored_offset_without_duplicates(
 
     # A new process: what it knows is in the database. The unchanged file is not even read.
     read: list[Path] = []
-    real_import = watch.import_file
+    real_import = watch.import_growing
 
-    def spy(target: Path, **options: Any) -> Any:
+    def spy(target: Path, *args: Any, **options: Any) -> Any:
         read.append(target)
-        return real_import(target, **options)
+        return real_import(target, *args, **options)
 
-    monkeypatch.setattr(watch, "import_file", spy)
+    monkeypatch.setattr(watch, "import_growing", spy)
     assert scan([str(folder)]).changed == [] and read == []
 
     with path.open("ab") as growing:

@@ -15,12 +15,20 @@ from typing import Any
 
 import anyio
 import pytest
-from claude_agent_sdk import ResultMessage, project_key_for_directory, query
+from claude_agent_sdk import (
+    AgentDefinition,
+    ClaudeAgentOptions,
+    ResultMessage,
+    list_subagents_from_store,
+    project_key_for_directory,
+    query,
+)
 from claude_agent_sdk.types import SessionKey
 
 from collection.importers import import_file
 from collection.lifecycle import Outcome, finish, open_execution
 from collection.models import Execution, Source, Task, TaskStatus
+from collection.scripted_model import scripted_env
 from collection.sessions.collector import TrainingDataCollector
 from collection.sessions.session_store import DatabaseSessionStore, list_sessions, load_entries
 from tests.sessions import FIX_SCRIPT, make_workspace, scripted_options
@@ -216,3 +224,120 @@ def test_a_session_only_mirrored_then_imported_is_one_execution(tmp_path: Path) 
     # The SDK still reads the transcript's own lines back (in the order the store got them).
     assert loaded is not None and not [e for e in loaded if "merged_lines" in e]
     assert Counter(e.get("uuid") for e in loaded) == Counter(line.get("uuid") for line in lines)
+
+
+def test_a_session_imported_then_mirrored_is_one_execution(tmp_path: Path) -> None:
+    work = make_workspace(tmp_path / "work")
+    options = scripted_options(work, script=FIX_SCRIPT)  # no store, no collector: a file only
+
+    async def go() -> list[Any]:
+        return [message async for message in query(prompt=PROMPT, options=options)]
+
+    result = next(m for m in asyncio.run(go()) if isinstance(m, ResultMessage))
+    path = transcript_of(work, result.session_id)
+    lines = lines_of(path)
+    report = import_file(path)
+    (imported,) = Execution.objects.all()
+    stored = imported.messages.count()
+    key: SessionKey = {
+        "project_key": project_key_for_directory(work),
+        "session_id": result.session_id,
+    }
+
+    # The session resumed with the store: the SDK mirrors its transcript's lines, some of
+    # them already imported (those with a uuid; a line without one is stored each time it is
+    # appended, as the store's contract says), and a new one.
+    append(key, [line for line in lines if line.get("uuid")])
+    later = user_line("u-later", "And now the docs") | {"sessionId": result.session_id}
+    append(key, [later])
+
+    assert report.imported == 1
+    (execution,) = Execution.objects.all()
+    assert execution.pk == imported.pk and execution.metadata["mirror"]["subpath"] == ""
+    # Each line once: the response lines the import merged are not stored again.
+    assert execution.messages.count() == stored + 1
+    assert execution.messages.filter(uuid="u-later").exists()
+    loaded = load_entries(key)
+    assert loaded is not None and loaded[-1]["uuid"] == "u-later"
+    assert [s["session_id"] for s in list_sessions(key["project_key"])] == [result.session_id]
+    again = import_file(path)
+    assert again.errors == [] and Execution.objects.count() == 1
+
+
+def test_a_live_session_s_sub_agent_transcript_lands_in_its_execution(tmp_path: Path) -> None:
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (workspace / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    params = {"subagent_type": "lister", "command": "ls"}
+    options = ClaudeAgentOptions(
+        cwd=str(workspace),
+        env=scripted_env("subagent", params=params, config_dir=tmp_path / "claude-config"),
+        allowed_tools=["Bash", "Read", "Agent"],
+        agents={"lister": AgentDefinition(description="Lists files", prompt="List files.")},
+        session_store=(store := RecordingStore()),
+    )
+
+    async def go() -> list[Any]:
+        async with TrainingDataCollector().collect_from_query(
+            task=TASK,
+            prompt="Ask a helper what is here.",
+            query_func=query,
+            options=options,
+            source=Source.SCRIPTED,
+        ) as messages:
+            return [message async for message in messages]
+
+    seen = asyncio.run(go())
+    sent = {m.uuid for m in seen if getattr(m, "uuid", None)}
+    result = next(m for m in seen if isinstance(m, ResultMessage))
+    (path,) = (tmp_path / "claude-config").glob(f"projects/*/{result.session_id}/subagents/*.jsonl")
+    sub_lines = lines_of(path)
+    spawner = next(m.parent_tool_use_id for m in seen if getattr(m, "parent_tool_use_id", None))
+
+    (execution,) = Execution.objects.all()  # the live one: no mirror beside it
+    assert execution.source == Source.SCRIPTED and execution.session_id == result.session_id
+    key: SessionKey = {
+        "project_key": project_key_for_directory(workspace),
+        "session_id": result.session_id,
+        "subpath": f"subagents/{path.stem}",
+    }
+    # The SDK reads the sub-agent's transcript back from the store: what it appended, in
+    # order; a line the stream also sent is the stream's row with the transcript's fields
+    # added, as for the main transcript (see session_store's docstring).
+    loaded, appended = load_entries(key), store.appended[key["subpath"]]
+    assert loaded is not None and len(loaded) == len(appended)
+    assert [e.get("uuid") for e in loaded] == [e.get("uuid") for e in appended]
+    assert all(set(e) >= set(a) for e, a in zip(loaded, appended, strict=True))
+    unsent = [(e, a) for e, a in zip(loaded, appended, strict=True) if e.get("uuid") not in sent]
+    assert unsent and all(e == a for e, a in unsent)
+    assert {e["uuid"] for e in loaded if e.get("uuid")} == {
+        line["uuid"] for line in sub_lines if line.get("uuid")
+    }
+    assert anyio.run(
+        list_subagents_from_store, DatabaseSessionStore(), result.session_id, str(workspace)
+    ) == [path.stem.removeprefix("agent-")]
+    # Its lines sit under the call that started the sub-agent, as the importers nest them.
+    uuids = [line["uuid"] for line in sub_lines if line.get("uuid")]
+    rows = execution.messages.filter(uuid__in=uuids)
+    assert rows.count() == len(uuids)
+    assert set(rows.values_list("parent_tool_use_id", flat=True)) == {spawner}
+    # Imported afterwards, the transcript adds no execution either.
+    main = transcript_of_store(tmp_path / "claude-config", result.session_id)
+    assert import_file(main).errors == [] and Execution.objects.count() == 1
+
+
+class RecordingStore(DatabaseSessionStore):
+    """The database store, noting what the SDK appended under each sub-agent subpath."""
+
+    def __init__(self) -> None:
+        self.appended: dict[str, list[Any]] = {}
+
+    async def append(self, key: SessionKey, entries: list[Any]) -> None:
+        if key.get("subpath"):
+            self.appended.setdefault(key["subpath"], []).extend(json.loads(json.dumps(entries)))
+        await super().append(key, entries)
+
+
+def transcript_of_store(config: Path, session_id: str) -> Path:
+    (path,) = config.glob(f"projects/*/{session_id}.jsonl")
+    return path

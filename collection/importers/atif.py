@@ -10,9 +10,11 @@ writes with (`exports.formats.atif.Trajectory`), then mapped back onto stream-js
   ones, so input = prompt - cached; cache creation is not told apart in ATIF and counts as
   input); its `observation.results` -> a user message with a tool_result per answered call
   (`extra.is_error` marks a failed one, as our export writes it);
-- an embedded sub-agent trajectory (`subagent_trajectories`, referenced from a result's
-  `subagent_trajectory_ref`) follows the step that spawned it, its messages carrying the
-  spawning call's id as `parent_tool_use_id`, as the live collector stores them.
+- a sub-agent trajectory, embedded (`subagent_trajectories`, referenced from a result's
+  `subagent_trajectory_ref` by `trajectory_id`) or in a file of its own (referenced by
+  `trajectory_path`, relative to the referencing file's folder, and read only inside it),
+  follows the step that spawned it, its messages carrying the spawning call's id as
+  `parent_tool_use_id`, as the live collector stores them.
 The session id is the trajectory's `session_id`, else its `trajectory_id`, else the file's hash;
 the stated `final_metrics.total_cost_usd` is the session's cost.
 """
@@ -35,6 +37,7 @@ from exports.formats.atif import (
     FinalMetrics,
     Metrics,
     ObservationResult,
+    SubagentTrajectoryRef,
     Trajectory,
 )
 
@@ -65,7 +68,8 @@ class AtifImporter(Importer):
         feed.metadata = {"atif_schema_version": trajectory.schema_version}
         feed.metadata["atif_agent"] = trajectory.agent.model_dump(exclude={"tool_definitions"})
         feed.entries = chain(
-            _entries(trajectory, feed, parent="", prefix=""), _result_entries(trajectory)
+            _entries(trajectory, feed, parent="", prefix="", seen={path.resolve()}),
+            _result_entries(trajectory),
         )
         yield feed
 
@@ -85,7 +89,7 @@ def _totals(feed: SessionFeed, trajectory: Trajectory) -> None:
 
 
 def _entries(
-    trajectory: Trajectory, feed: SessionFeed, *, parent: str, prefix: str
+    trajectory: Trajectory, feed: SessionFeed, *, parent: str, prefix: str, seen: set[Path]
 ) -> Iterator[Entry]:
     subagents = {s.trajectory_id: s for s in trajectory.subagent_trajectories or []}
     model = trajectory.agent.model_name or ""
@@ -101,13 +105,61 @@ def _entries(
             yield Entry(payload=_common(payload, step, uuid, parent), uuid=uuid)
         for result in results:
             for ref in result.subagent_trajectory_ref or []:
+                spawner = result.source_call_id or ""
                 sub = subagents.pop(ref.trajectory_id or "", None)
                 if sub is not None:
-                    spawner = result.source_call_id or ""
-                    yield from _entries(sub, feed, parent=spawner, prefix=f"{sub.trajectory_id}:")
+                    named = f"{sub.trajectory_id}:"
+                    yield from _entries(sub, feed, parent=spawner, prefix=named, seen=seen)
+                elif ref.trajectory_path:
+                    yield from _external(ref, step, feed, parent=spawner, seen=seen)
     for orphan in subagents:  # no call says who spawned it: there is no thread to put it in
         problem = f"sub-agent trajectory {orphan!r} is referenced by no result; skipped"
         feed.problems.add(TranscriptError(feed.file, None, problem))
+
+
+def _external(
+    ref: SubagentTrajectoryRef, step: AtifStep, feed: SessionFeed, *, parent: str, seen: set[Path]
+) -> Iterator[Entry]:
+    """A sub-agent trajectory kept in a file of its own (`trajectory_path`), read where the
+    result that references it is, as an embedded one is. Only a file in the folder of the
+    trajectory being imported (or below it) is read: a path elsewhere, or a URL, is reported
+    and skipped, so an uploaded trajectory cannot make the server read other files."""
+    where = str(ref.trajectory_path)
+    folder = feed.file.resolve().parent
+    target = (folder / where).resolve()
+    reason = ""
+    if "://" in where:
+        reason = "not a local file (only files beside the trajectory are read)"
+    elif not target.is_relative_to(folder):
+        reason = "outside the trajectory's folder; not read"
+    elif target in seen:
+        reason = "already read (the trajectories reference each other); not read again"
+    elif not target.is_file():
+        reason = "no such file"
+    sub = None if reason else _load_external(target, feed)
+    if sub is None:
+        if reason:
+            problem = f"step {step.step_id}: sub-agent trajectory_path {where!r}: {reason}"
+            feed.problems.add(TranscriptError(feed.file, None, problem))
+        return
+    prefix = f"{sub.trajectory_id or sub.session_id or where}:"
+    yield from _entries(sub, feed, parent=parent, prefix=prefix, seen=seen | {target})
+
+
+def _load_external(path: Path, feed: SessionFeed) -> Trajectory | None:
+    try:
+        document, _ = read_json_document(path)
+        return Trajectory.model_validate(document)
+    except TranscriptError as error:
+        feed.problems.add(
+            TranscriptError(path, error.line, f"sub-agent trajectory: {error.reason}")
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        at = ".".join(str(part) for part in first["loc"])
+        reason = f"not a valid ATIF sub-agent trajectory: {at}: {first['msg']}"
+        feed.problems.add(TranscriptError(path, None, reason))
+    return None
 
 
 def _result_entries(trajectory: Trajectory) -> Iterator[Entry]:

@@ -115,6 +115,16 @@ class SessionFeed:
     reported_usage: dict[str, int] | None = None
     reported_cost: float | None = None
     reported_turns: int | None = None
+    # A read resumed where an earlier one stopped (`Importer.resume`): that read's checkpoint,
+    # whose "tracker" the writer starts from.
+    resumed: dict[str, Any] | None = None
+    # Where the next read resumes, JSON: set by the importer once `entries` is consumed,
+    # completed with the writer's "tracker" once the session is stored.
+    checkpoint: dict[str, Any] | None = None
+    bytes_read: int = 0  # by a resumed read, from the files it read
+    # Read while still being written (the watch): a session stored before is updated, not
+    # closed again (scored, made an example) at every read; the watch closes it once quiet.
+    running: bool = False
 
     @property
     def key(self) -> str:
@@ -132,6 +142,8 @@ class Importer:
 
     name: ClassVar[str]
     label: ClassVar[str]
+    # Whether `resume` reads a growing file from where the last read stopped.
+    resumes: ClassVar[bool] = False
 
     @classmethod
     def recognises(cls, head: Head) -> bool:
@@ -147,6 +159,12 @@ class Importer:
         """
         raise NotImplementedError
 
+    def resume(self, path: Path, checkpoint: dict[str, Any] | None) -> Iterator[SessionFeed]:
+        """`read`, for a file still being written: only what follows `checkpoint` (the last
+        feed's `checkpoint`; None reads from the start), complete lines only. Importers that
+        set `resumes` implement it."""
+        raise NotImplementedError
+
 
 class ContentKeys:
     """Stable keys for records without a uuid: content hash plus occurrence, so two identical
@@ -154,6 +172,15 @@ class ContentKeys:
 
     def __init__(self) -> None:
         self._seen: dict[str, int] = {}
+
+    def state(self) -> dict[str, int]:
+        return dict(self._seen)
+
+    @classmethod
+    def restore(cls, state: dict[str, int]) -> ContentKeys:
+        keys = cls()
+        keys._seen = dict(state)
+        return keys
 
     def key(self, record: dict[str, Any]) -> str:
         blob = json.dumps(record, sort_keys=True, default=str).encode()

@@ -25,7 +25,7 @@ from typing import Any
 from collection.importers.base import SessionFeed
 from collection.importers.categorise import ToolUse, categorise
 from collection.importers.tracking import SessionTracker
-from collection.lifecycle import Outcome, finish_many
+from collection.lifecycle import Outcome, finish_many, update_running
 from collection.models import (
     TOKEN_FIELDS,
     AgentAction,
@@ -65,6 +65,12 @@ def close_all(closings: list[Closing]) -> None:
     """Categorise and finish prepared executions, in a few statements for the lot."""
     _categorise(closings)
     finish_many([(c.execution, c.outcome) for c in closings])
+
+
+def close_running(closing: Closing) -> None:
+    """A session still being written (the watch read it): its metrics and state only; it is
+    categorised, scored and made an example by `close_all` once it is over."""
+    update_running(closing.execution, closing.outcome)
 
 
 def _categorise(closings: list[Closing]) -> None:

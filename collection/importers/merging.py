@@ -8,8 +8,11 @@ then always stored after the tool call it answers.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
+
+import orjson
 
 from collection.importers.base import ContentKeys
 from collection.importers.reading import Numbered
@@ -47,6 +50,19 @@ class ResponseMerger:
         self._held.append(item)
         return self.close() if len(self._held) >= MAX_HELD else []
 
+    def state(self) -> dict[str, Any]:
+        """What it holds, for a read resumed later (`restore`): the open response's lines and
+        the lines held behind it, not yet released."""
+        return {"open": _plain(self._open), "held": _plain(self._held)}
+
+    @classmethod
+    def restore(cls, state: dict[str, Any] | None) -> ResponseMerger:
+        merger = cls()
+        if state:
+            merger._open = [Numbered(line, record) for line, record in state["open"]]
+            merger._held = [Numbered(line, record) for line, record in state["held"]]
+        return merger
+
     def close(self) -> list[Numbered]:
         """Release the open response (merged) and the lines held behind it."""
         if not self._open:
@@ -76,6 +92,16 @@ def merge_response(lines: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+def _plain(items: list[Numbered]) -> list[list[Any]]:
+    # A copy that later changes to the records (a sub-agent's parent id) cannot reach.
+    plain = [[item.line, item.record] for item in items]
+    try:
+        copied: list[list[Any]] = orjson.loads(orjson.dumps(plain))
+    except (TypeError, orjson.JSONEncodeError):
+        copied = json.loads(json.dumps(plain, default=str))
+    return copied
+
+
 def _blocks(message: dict[str, Any]) -> list[Any]:
     content = message.get("content")
     if isinstance(content, str):
@@ -94,6 +120,17 @@ class MessageKeys:
     def __init__(self) -> None:
         self.responses: Counter[str] = Counter()
         self._content = ContentKeys()
+
+    def state(self) -> dict[str, Any]:
+        return {"responses": dict(self.responses), "content": self._content.state()}
+
+    @classmethod
+    def restore(cls, state: dict[str, Any] | None) -> MessageKeys:
+        keys = cls()
+        if state:
+            keys.responses.update(state["responses"])
+            keys._content = ContentKeys.restore(state["content"])
+        return keys
 
     def key(self, record: dict[str, Any]) -> str:
         rid = response_id(record)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -86,19 +87,58 @@ def _records(lines: list[str]) -> list[dict[str, Any]]:
     return records
 
 
+@dataclass
+class Cursor:
+    """Where reading a growing file stopped: the end of its last complete line.
+
+    With a cursor, `read_json_lines` starts at `offset`, counts lines on from `line`, and
+    leaves an unfinished last line (no newline, not yet a whole JSON object) for the next read:
+    the file is still being written. `bytes_read` counts what was read, to show that a resumed
+    read reads only what is new.
+    """
+
+    offset: int = 0
+    line: int = 0
+    inode: int = 0
+    bytes_read: int = 0
+
+    def state(self) -> dict[str, int]:
+        return {"offset": self.offset, "line": self.line, "inode": self.inode}
+
+    @classmethod
+    def restore(cls, state: dict[str, Any] | None) -> Cursor:
+        state = state or {}
+        return cls(
+            int(state.get("offset", 0)), int(state.get("line", 0)), int(state.get("inode", 0))
+        )
+
+
 def read_json_lines(
-    path: Path, on_problem: Callable[[TranscriptError], None]
+    path: Path, on_problem: Callable[[TranscriptError], None], cursor: Cursor | None = None
 ) -> Iterator[Numbered]:
     """Yield (line number, object) for each usable line; report every other line and go on."""
     limit = max_line_bytes()
     with path.open("rb") as fh:
-        number = 0
+        number = cursor.line if cursor else 0
+        if cursor:
+            fh.seek(cursor.offset)
         while raw := fh.readline(limit + 1):
             number += 1
-            if len(raw) > limit and not raw.endswith(b"\n"):
-                _skip_rest_of_line(fh)
+            ended = raw.endswith(b"\n")
+            if len(raw) > limit and not ended:
+                skipped, ended = _skip_rest_of_line(fh)
+                if cursor and not ended:
+                    return  # a long line still being written: read it whole next time
+                if cursor:
+                    cursor.bytes_read += len(raw) + skipped
+                    cursor.offset, cursor.line = fh.tell(), number
                 on_problem(TranscriptError(path, number, f"line longer than {limit} bytes"))
                 continue
+            if cursor:
+                cursor.bytes_read += len(raw)
+                if not ended and not _whole(raw.removeprefix(_UTF8_BOM)):
+                    return  # still being written: the next read starts at this line
+                cursor.offset, cursor.line = fh.tell(), number
             if number == 1:
                 raw = raw.removeprefix(_UTF8_BOM)
             if not raw.strip():
@@ -109,10 +149,22 @@ def read_json_lines(
                 on_problem(TranscriptError(path, number, str(exc)))
 
 
-def _skip_rest_of_line(fh: Any) -> None:
+def _whole(raw: bytes) -> bool:
+    """Whether a last line without its newline is a complete JSON object all the same."""
+    try:
+        return isinstance(orjson.loads(raw), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _skip_rest_of_line(fh: Any) -> tuple[int, bool]:
+    """Read past the rest of an over-long line: bytes skipped, and whether its end was found."""
+    skipped = 0
     while chunk := fh.readline(_SKIP_CHUNK):
+        skipped += len(chunk)
         if chunk.endswith(b"\n"):
-            return
+            return skipped, True
+    return skipped, False
 
 
 def _parse_line(raw: bytes) -> dict[str, Any]:

@@ -39,7 +39,9 @@ PLAIN = {str, int, float, bool, type(None)}
 class ImportRecorder(TrajectoryRecorder):
     unlinked_agent = ""
 
-    def __init__(self, execution: Execution, *, step: str = "", fresh: bool = False) -> None:
+    def __init__(
+        self, execution: Execution, *, step: str = "", fresh: bool = False, lazy: bool = False
+    ) -> None:
         # Nothing stored yet: no delegations to read (a query, a tenth of a short session's
         # import on PostgreSQL).
         super().__init__(execution, step=step, delegations={} if fresh else None)
@@ -55,7 +57,12 @@ class ImportRecorder(TrajectoryRecorder):
         self._stored_ids: dict[str, int] = {}
         self._unanswered: set[str] = set()  # stored calls without a result yet
         self._derived = 0
-        if not fresh:
+        # Lazy (a resumed read of a growing file): stored keys are looked up a chunk at a time,
+        # for the entries read, so a read costs what it reads, not what the session holds.
+        self.lazy = lazy and not fresh and not self.adopting
+        if self.lazy:
+            self._seq = self.execution.messages.aggregate(m=Max("seq"))["m"] or 0
+        elif not fresh:
             self._load_keys()
         self._grown: dict[str, Message] = {}  # stored responses fetched by `prefetch`
         self._messages: dict[str, Message] = {}
@@ -81,11 +88,23 @@ class ImportRecorder(TrajectoryRecorder):
 
     def prefetch(self, entries: Iterable[Entry]) -> None:
         """Fetch, in one query, the stored responses among `entries` (they may have grown)."""
+        if self.lazy:
+            entries = list(entries)
+            self._look_up(entries)
         keys = [key for key in map(entry_key, entries) if self._stored.get(key) == "assistant"]
         if not keys:
             self._grown = {}
             return
         self._grown = {m.uuid: m for m in self.execution.messages.filter(uuid__in=keys)}
+
+    def _look_up(self, entries: list[Entry]) -> None:
+        """Which of these entries, and of the tool calls they make or answer, are stored."""
+        keys = [entry_key(entry) for entry in entries if entry_key(entry) not in self._stored]
+        stored = self.execution.messages.filter(uuid__in=keys).values_list("uuid", "type")
+        self._stored |= dict(stored)
+        ids = {i for entry in entries for i in _call_ids(entry.payload)} - self._stored_calls
+        calls = self.execution.tool_calls.filter(tool_use_id__in=list(ids))
+        self._stored_calls |= set(calls.values_list("tool_use_id", flat=True))
 
     def record_entry(self, entry: Entry) -> Message | None:
         """Store an entry once; None when it was stored before (and nothing grew)."""
@@ -149,6 +168,11 @@ class ImportRecorder(TrajectoryRecorder):
         message.payload = payload
         if message.pk is not None:
             message.save(update_fields=["payload"])
+        # The thinking the stored blocks began with, for the actions of the blocks added.
+        rid = str(payload["message"].get("id") or payload.get("uuid") or "")
+        if rid not in self._thinking:
+            thoughts = [b.get("thinking", "") for b in old if b.get("type") == "thinking"]
+            self._thinking[rid] = " ".join(thoughts).strip()
         added = payload["message"] | {"content": new[len(old) :]}
         self._on_assistant(payload | {"message": added}, message)
         return message
@@ -217,7 +241,7 @@ class ImportRecorder(TrajectoryRecorder):
 
     def _promote_to_coordinator(self, action: AgentAction) -> None:
         # An agent that delegates is the session's coordinator, for all its actions so far.
-        if action.agent_id in self._stored_agents:
+        if self.lazy or action.agent_id in self._stored_agents:
             self._stored_agents.discard(action.agent_id)
             super()._promote_to_coordinator(action)
 
@@ -392,6 +416,15 @@ def entry_key(entry: Entry) -> str:
 def _content_key(payload: dict[str, Any]) -> str:
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+
+def _call_ids(payload: dict[str, Any]) -> list[str]:
+    """The tool calls a payload makes (tool_use) or answers (tool_result)."""
+    content = (payload.get("message") or {}).get("content")
+    if not isinstance(content, list):
+        return []
+    ids = [b.get("id") if b.get("type") == "tool_use" else b.get("tool_use_id") for b in content]
+    return [str(i) for i in ids if isinstance(i, str) and i]
 
 
 def _derivable(entry: Entry) -> dict[str, Any]:

@@ -17,13 +17,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from collection.importers.base import NotATranscript, TranscriptError
+from collection.importers.base import Importer, NotATranscript, TranscriptError
 from collection.importers.reading import read_head
-from collection.importers.registry import importer_for
+from collection.importers.registry import IMPORTERS, importer_for
 from collection.importers.report import ImportProblem, ImportReport
 from collection.importers.subagents import parent_session_file
 from collection.importers.writer import ImportBatch
@@ -87,6 +87,58 @@ def import_paths(
                 break
     report.seconds = round(time.monotonic() - started, 3)
     return report
+
+
+def import_growing(
+    path: Path,
+    checkpoint: dict[str, Any] | None,
+    *,
+    user: AbstractBaseUser | None = None,
+    settle: bool = False,
+) -> tuple[ImportReport, dict[str, Any] | None]:
+    """Import a file that may still be written (the watch): from `checkpoint` on when its
+    importer can resume a read, and the checkpoint to resume from next time (None: read it
+    whole next time). `report.bytes` is what a resumed read read.
+
+    A session stored before is updated (`closing.close_running`), not closed; `settle` closes
+    it (categorised, scored, its example made or rescored), for a file that has gone quiet."""
+    importer = _resumable(path, checkpoint)
+    if importer is None:
+        return import_file(path, user=user), None
+    started = time.monotonic()
+    report = ImportReport()
+    report.files = 1
+    found = None
+    with ImportBatch(report, user=user) as batch:
+        try:
+            same = checkpoint and checkpoint.get("importer") == importer.name
+            for feed in importer().resume(path, checkpoint if same else None):
+                feed.running = not settle
+                session = batch.store(feed)
+                report.bytes += feed.bytes_read
+                if session.status != "failed" and feed.checkpoint is not None:
+                    found = feed.checkpoint | {"importer": importer.name}
+        except TranscriptError as exc:
+            report.errors.append(ImportProblem.from_error(exc))
+        except OSError as exc:
+            reason = f"cannot read: {exc.strerror}"
+            report.errors.append(ImportProblem(file=str(path), reason=reason))
+    if report.sessions and report.sessions[-1].status == "failed":
+        found = None  # failed, or undone when its batch closed: read it all again
+    report.seconds = round(time.monotonic() - started, 3)
+    return report, found
+
+
+def _resumable(path: Path, checkpoint: dict[str, Any] | None) -> type[Importer] | None:
+    """The importer to resume with: the checkpoint's, else the file's if it can resume."""
+    named = IMPORTERS.get(str((checkpoint or {}).get("importer")))
+    if named is not None and named.resumes:
+        return named
+    try:
+        chosen = importer_for(read_head(path))
+    except (TranscriptError, OSError):
+        return None  # import_file reports why
+    return chosen if chosen.resumes else None
 
 
 def find_targets(paths: Iterable[str | Path], report: ImportReport) -> list[Target]:

@@ -31,6 +31,25 @@ class Response:
 
 
 @dataclass
+class Folded:
+    """Responses that will not be seen again, summed (`SessionTracker.state`): by model, agent
+    and how their cost is known (stated, estimated, unpriced, or no usage at all)."""
+
+    model: str
+    agent: str
+    basis: str
+    usage: dict[str, int] = field(default_factory=dict)
+    usd: float = 0.0
+    count: int = 0
+
+    def add(self, response: Response, usd: float) -> None:
+        for name, value in response.usage.items():
+            self.usage[name] = self.usage.get(name, 0) + value
+        self.usd += usd
+        self.count += 1
+
+
+@dataclass
 class Cost:
     usd: float
     estimated: bool
@@ -48,6 +67,63 @@ class SessionTracker:
         self.result: dict[str, Any] | None = None
         self.last_text = ""
         self.prompt = ""
+        self.folded: dict[tuple[str, str, str], Folded] = {}
+
+    def state(self, open_responses: set[str]) -> dict[str, Any]:
+        """What it knows, as JSON, for a read resumed later (`restore`). Seeing an entry again
+        changes nothing, so a resumed read may replay what it had not finished; responses
+        other than `open_responses` (the ones a resumed read may see again) are summed, and
+        answered tool calls dropped, so the state grows with what is still open, not with
+        the session (tool-use ids are not reused in the sessions that resume)."""
+        for rid in [rid for rid in self.responses if rid not in open_responses]:
+            self._fold(self.responses.pop(rid))
+        return {
+            "responses": {
+                rid: [r.model, r.agent, r.usage, r.cost] for rid, r in self.responses.items()
+            },
+            "folded": [
+                [f.model, f.agent, f.basis, f.usage, f.usd, f.count] for f in self.folded.values()
+            ],
+            "first_at": self.first_at.isoformat() if self.first_at else None,
+            "last_at": self.last_at.isoformat() if self.last_at else None,
+            "tool_uses": sorted(self.tool_uses - self.tool_results),
+            "tool_results": sorted(self.tool_results - self.tool_uses),
+            "result": self.result,
+            "last_text": self.last_text,
+            "prompt": self.prompt,
+        }
+
+    @classmethod
+    def restore(cls, state: dict[str, Any]) -> SessionTracker:
+        tracker = cls()
+        tracker.responses = {
+            rid: Response(model, agent, dict(usage), cost)
+            for rid, (model, agent, usage, cost) in state["responses"].items()
+        }
+        for model, agent, basis, usage, usd, count in state["folded"]:
+            tracker.folded[(model, agent, basis)] = Folded(model, agent, basis, usage, usd, count)
+        tracker.first_at = _moment(state["first_at"])
+        tracker.last_at = _moment(state["last_at"])
+        tracker.tool_uses, tracker.tool_results = (
+            set(state["tool_uses"]),
+            set(state["tool_results"]),
+        )
+        tracker.result, tracker.last_text = state["result"], state["last_text"]
+        tracker.prompt = state["prompt"]
+        return tracker
+
+    def _fold(self, response: Response) -> None:
+        basis, usd = _priced(response)
+        key = (response.model, response.agent, basis)
+        self.folded.setdefault(key, Folded(*key)).add(response, usd or 0.0)
+
+    def _all(self) -> list[Folded]:
+        """Every response, the folded ones by the group: what the totals are made of."""
+        alone = []
+        for response in self.responses.values():
+            basis, usd = _priced(response)
+            alone.append(Folded(response.model, response.agent, basis, response.usage, usd or 0, 1))
+        return [*self.folded.values(), *alone]
 
     def see(self, entry: Entry) -> None:
         payload = entry.payload
@@ -98,57 +174,68 @@ class SessionTracker:
 
     def totals(self, agent: str | None = None) -> dict[str, int]:
         sums = dict.fromkeys(TOKEN_FIELDS, 0)
-        for response in self.responses.values():
-            if agent is None or response.agent == agent:
+        for group in self._all():
+            if agent is None or group.agent == agent:
                 for name in TOKEN_FIELDS:
-                    sums[name] += response.usage.get(name, 0)
+                    sums[name] += group.usage.get(name, 0)
         return sums
 
     def usage_summary(self) -> dict[str, Any]:
         by_model: dict[str, dict[str, int]] = {}
-        for response in self.responses.values():
-            model = by_model.setdefault(response.model or "unknown", dict.fromkeys(TOKEN_FIELDS, 0))
+        groups = self._all()
+        for group in groups:
+            model = by_model.setdefault(group.model or "unknown", dict.fromkeys(TOKEN_FIELDS, 0))
             for name in TOKEN_FIELDS:
-                model[name] += response.usage.get(name, 0)
+                model[name] += group.usage.get(name, 0)
         return self.totals() | {
-            "responses": len(self.responses),
+            "responses": sum(group.count for group in groups),
             "by_agent": {"main": self.totals("main"), "subagents": self.totals("subagents")},
             "by_model": by_model,
         }
 
     def main_turns(self) -> int:
-        return sum(1 for r in self.responses.values() if r.agent == "main")
+        return sum(group.count for group in self._all() if group.agent == "main")
 
     def main_model(self) -> str:
-        models = Counter(
-            r.model for r in self.responses.values() if r.model and not r.model.startswith("<")
-        )
-        mains = Counter(
-            r.model
-            for r in self.responses.values()
-            if r.agent == "main" and r.model and not r.model.startswith("<")
-        )
+        models: Counter[str] = Counter()
+        mains: Counter[str] = Counter()
+        for group in self._all():
+            if group.model and not group.model.startswith("<"):
+                models[group.model] += group.count
+                if group.agent == "main":
+                    mains[group.model] += group.count
         best = (mains or models).most_common(1)
         return best[0][0] if best else ""
 
     def cost(self) -> Cost:
         usd, stated, estimated, unpriced = 0.0, 0, 0, set()
-        for response in self.responses.values():
-            if response.cost is not None:
-                usd, stated = usd + response.cost, stated + 1
-                continue
-            if not any(response.usage.get(name) for name in TOKEN_FIELDS):
-                continue
-            guess = estimate_cost(response.model, response.usage)
-            if guess is None:
-                unpriced.add(response.model or "unknown")
-            else:
-                usd, estimated = usd + guess, estimated + 1
+        for group in self._all():
+            if group.basis == "transcript":
+                usd, stated = usd + group.usd, stated + group.count
+            elif group.basis == "price_table":
+                usd, estimated = usd + group.usd, estimated + group.count
+            elif group.basis == "unknown":
+                unpriced.add(group.model or "unknown")
         basis = _basis(stated, estimated, bool(unpriced))
         return Cost(usd, basis != "transcript", basis, sorted(unpriced))
 
     def outcome_text(self) -> str:
         return self.last_text[:OUTCOME_LENGTH]
+
+
+def _priced(response: Response) -> tuple[str, float | None]:
+    """How a response's cost is known (transcript, price_table, unknown, or none: no usage)
+    and its USD."""
+    if response.cost is not None:
+        return "transcript", response.cost
+    if not any(response.usage.get(name) for name in TOKEN_FIELDS):
+        return "none", None
+    guess = estimate_cost(response.model, response.usage)
+    return ("unknown", None) if guess is None else ("price_table", guess)
+
+
+def _moment(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
 
 
 def _basis(stated: int, estimated: int, unpriced: bool) -> str:

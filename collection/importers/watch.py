@@ -6,12 +6,16 @@
 
 Polling, no dependency: each scan stats every transcript under the folders (inode, size, mtime)
 and compares it with what `ImportWatchFile` stored at the last import, so a restarted watch
-resumes where the last one stopped and unchanged files are not read at all. A changed file is
-imported through `import_file`, which reads it whole and stores only what is new (messages are
-idempotent on their keys): the stored offset decides *whether* a file is read, not where from,
-because a session's later lines need its earlier ones (merged responses, pending tool calls,
-the prompt that names the task). A file whose inode changed, or that shrank below its offset,
-was rotated or replaced and starts again from offset 0.
+resumes where the last one stopped and unchanged files are not read at all. A file that grew
+is read from its stored offset, the end of the last complete line imported (a half-written
+last line waits for the next scan), with the importer's checkpoint stored beside it
+(`runner.import_growing`): what the new lines need of the earlier ones (the response still
+open, the keys given so far, the tallies the execution's totals come from) is in it, so a
+scan costs what was added, not what the session holds. Importers that cannot resume (whole
+JSON documents: SWE-agent, OpenHands, ATIF; and stream-json logs, Codex rollouts for now) are
+read whole when they change, storing only what is new (messages are idempotent on their keys).
+A file whose inode changed, or that shrank below its offset, was rotated or replaced and
+starts again from offset 0.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -30,13 +35,14 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from collection.importers.report import ImportReport
-from collection.importers.runner import WALKED_SUFFIXES, import_file
+from collection.importers.runner import WALKED_SUFFIXES, import_growing
 from collection.importers.subagents import parent_session_file
 from collection.models import ImportWatchFile
 
 DEFAULT_ROOT = "~/.claude/projects"
 DEFAULT_INTERVAL = 5.0
-# A file written to this recently is shown as being written (its session still running).
+# A file written to this recently is shown as being written (its session still running);
+# a session read while running is closed (scored, made an example) once quiet this long.
 LIVE_SECONDS = 60
 FILES_SHOWN = 20
 
@@ -57,6 +63,7 @@ class ScanResult:
     files: int = 0
     changed: list[str] = field(default_factory=list)
     rotated: list[str] = field(default_factory=list)
+    settled: list[str] = field(default_factory=list)  # sessions closed now they are quiet
     missing_roots: list[str] = field(default_factory=list)
     reports: list[ImportReport] = field(default_factory=list)
 
@@ -76,7 +83,8 @@ class ScanResult:
         return (
             f"{self.files} file(s) watched, {len(self.changed)} changed "
             f"({len(self.rotated)} rotated): {self.imported} session(s) imported, "
-            f"{self.updated} updated, {len(self.errors)} error(s)"
+            f"{self.updated} updated, {len(self.settled)} closed now quiet, "
+            f"{len(self.errors)} error(s)"
         )
 
 
@@ -108,13 +116,15 @@ def scan(roots: Iterable[str], *, user: AbstractBaseUser | None = None) -> ScanR
     seen = _stat_roots(roots, result)
     result.files = len(seen)
     known = _known(seen)
+    now = timezone.now()
     groups: dict[Path, list[Seen]] = {}
     for item in seen:
-        if _state(item, known.get(str(item.path))) != "same":
+        row = known.get(str(item.path))
+        if _state(item, row) != "same" or _settles(item, row, now):
             # A sub-agent transcript is imported with its session, so the session is read.
             groups.setdefault(parent_session_file(item.path) or item.path, []).append(item)
     for target, items in groups.items():
-        _import_group(target, items, result, user)
+        _import_group(target, items, result, user, now)
     return result
 
 
@@ -166,7 +176,9 @@ def _from_ns(ns: int) -> datetime:
 
 def _known(seen: list[Seen]) -> dict[str, ImportWatchFile]:
     roots = {s.root for s in seen}
-    rows = ImportWatchFile.objects.filter(root__in=roots).only("path", "inode", "offset", "mtime")
+    rows = ImportWatchFile.objects.filter(root__in=roots).only(
+        "path", "inode", "offset", "size", "mtime", "running"
+    )
     return {row.path: row for row in rows}
 
 
@@ -176,30 +188,67 @@ def _state(item: Seen, row: ImportWatchFile | None) -> str:
         return "new"
     if row.inode != item.inode or item.size < row.offset:
         return "rotated"
-    if item.size != row.offset or item.mtime != row.mtime:
+    if item.size != row.size or item.mtime != row.mtime:
         return "grown"
     return "same"
 
 
+def _settles(item: Seen, row: ImportWatchFile | None, now: datetime) -> bool:
+    """A session read while it was written, now quiet: it is closed (`import_growing`)."""
+    return row is not None and row.running and not _recent(item.mtime, now)
+
+
+def _recent(mtime: datetime, now: datetime) -> bool:
+    return now - mtime < timedelta(seconds=LIVE_SECONDS)
+
+
 def _import_group(
-    target: Path, items: list[Seen], result: ScanResult, user: AbstractBaseUser | None
+    target: Path,
+    items: list[Seen],
+    result: ScanResult,
+    user: AbstractBaseUser | None,
+    now: datetime,
 ) -> None:
     """Import a session's file under a lock on its row, so two watchers never both store it."""
     with transaction.atomic():
-        ImportWatchFile.objects.get_or_create(path=str(target), defaults={"root": items[0].root})
-        ImportWatchFile.objects.select_for_update().get(path=str(target))
+        # Only its key: the checkpoint is read once, below.
+        lockable = ImportWatchFile.objects.only("pk")
+        lockable.get_or_create(path=str(target), defaults={"root": items[0].root})
+        row = ImportWatchFile.objects.select_for_update().get(path=str(target))
         # Decide again under the lock: another watcher may have imported it meanwhile.
         rows = _rows(items)
         states = {s.path: _state(s, rows.get(str(s.path))) for s in items}
-        if all(state == "same" for state in states.values()):
+        changed = any(state != "same" for state in states.values())
+        quiet = not any(_recent(s.mtime, now) for s in items)
+        if not changed and not (row.running and quiet):
             return
-        report = import_file(target, user=user)
+        rotated = states.get(target) == "rotated"
+        checkpoint = row.resume if row.mtime is not None and not rotated else None
+        report, checkpoint = import_growing(target, checkpoint or None, user=user, settle=quiet)
         result.reports.append(report)
+        if not changed:
+            result.settled.append(str(target))
+            ImportWatchFile.objects.filter(pk=row.pk).update(running=False)
+            return
         result.changed.append(str(target))
         if "rotated" in states.values():
             result.rotated.append(str(target))
+        note = _note(report)
         for item in items:
-            _remember(item, _note(report))
+            _remember(item, note, _offset(item, target, checkpoint))
+        # The checkpoint after this read, or none: the next change is read whole.
+        running = checkpoint is not None and not quiet
+        ImportWatchFile.objects.filter(pk=row.pk).update(resume=checkpoint or {}, running=running)
+
+
+def _offset(item: Seen, target: Path, checkpoint: dict[str, Any] | None) -> int:
+    """Where the file's next read starts: the end of its last complete line read."""
+    if checkpoint is None:
+        return item.size
+    if item.path == target:
+        return int(checkpoint["cursor"]["offset"])
+    agent = checkpoint.get("agents", {}).get(item.path.stem.removeprefix("agent-"))
+    return int(agent["cursor"]["offset"]) if agent else item.size
 
 
 def _rows(items: list[Seen]) -> dict[str, ImportWatchFile]:
@@ -208,13 +257,13 @@ def _rows(items: list[Seen]) -> dict[str, ImportWatchFile]:
     return {row.path: row for row in rows if row.mtime is not None}
 
 
-def _remember(item: Seen, note: str) -> None:
+def _remember(item: Seen, note: str, offset: int) -> None:
     ImportWatchFile.objects.update_or_create(
         path=str(item.path),
         defaults={
             "root": item.root,
             "inode": item.inode,
-            "offset": item.size,
+            "offset": offset,
             "size": item.size,
             "mtime": item.mtime,
             "note": note[:500],

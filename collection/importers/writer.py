@@ -26,7 +26,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from collection.importers.base import Entry, SessionFeed, TranscriptError
-from collection.importers.closing import Closing, close_all, prepare
+from collection.importers.closing import Closing, close_all, close_running, prepare
 from collection.importers.recorder import ImportRecorder
 from collection.importers.report import ImportProblem, ImportReport, SessionReport, SessionStatus
 from collection.importers.tracking import SessionTracker
@@ -204,21 +204,30 @@ def _drain(entries: Iterator[Entry]) -> Iterator[Entry]:
 def _store(
     feed: SessionFeed, user: AbstractBaseUser | None, tasks: dict[tuple[str, ...], Task]
 ) -> Stored:
-    tracker = SessionTracker()
+    resumed = (feed.resumed or {}).get("tracker")
+    tracker = SessionTracker.restore(resumed) if resumed else SessionTracker()
     entries = iter(feed.entries)
     head = _lookahead(entries, tracker)
     execution, created = _open(feed, tracker, user, tasks)
-    recorder = ImportRecorder(execution, fresh=created)
+    recorder = ImportRecorder(execution, fresh=created, lazy=resumed is not None)
     added = 0
     for index, chunk in enumerate(_chunks(chain(head, entries))):
         for entry in chunk if index else chunk[len(head) :]:
             tracker.see(entry)
         added += _record_chunk(recorder, chunk, feed)
-    if not created and added == 0:
+    if feed.checkpoint is not None:
+        opened = {str(rid) for rid in feed.checkpoint.get("open_responses", [])}
+        feed.checkpoint["tracker"] = tracker.state(opened)
+    # Nothing new: nothing to do, unless the watch is closing a session gone quiet.
+    settling = feed.resumed is not None and not feed.running
+    if not created and added == 0 and not settling:
         return Stored("skipped", execution.pk, execution.session_id)
     closing = prepare(execution, feed, tracker)
     if closing is not None and not created:
-        close_all([closing])  # a session seen before: its example may carry a reviewer's say
+        if feed.running:
+            close_running(closing)
+        else:  # a session seen before: its example may carry a reviewer's say
+            close_all([closing])
         closing = None
     status: SessionStatus = "imported" if created else "updated"
     return Stored(status, execution.pk, execution.session_id, added, closing=closing)
@@ -265,15 +274,10 @@ def _open(
     # Imported before, collected live or mirrored: the session's one execution.
     existing = known_session(feed.importer, feed.key[:255], session_id, feed.agent_id[:100])
     if existing:
+        _name_late(existing, feed, tracker, tasks)
         return existing, False
-    fallback = f"Imported {feed.importer} sessions without a prompt"
-    named = (tracker.prompt, feed.task_name, feed.importer, fallback)
-    if named not in tasks:
-        tasks[named] = task_for(
-            tracker.prompt, name=feed.task_name, importer=feed.importer, fallback=fallback
-        )
     execution = open_execution(
-        tasks[named],
+        _task(feed, tracker, tasks),
         source=Source.IMPORTED,
         session_id=session_id,
         agent_id=feed.agent_id[:100],
@@ -282,6 +286,36 @@ def _open(
         metadata={"importer": feed.importer, "file": str(feed.file), "import_key": feed.key},
     )
     return execution, True
+
+
+def _task(feed: SessionFeed, tracker: SessionTracker, tasks: dict[tuple[str, ...], Task]) -> Task:
+    fallback = _unnamed(feed)
+    named = (tracker.prompt, feed.task_name, feed.importer, fallback)
+    if named not in tasks:
+        tasks[named] = task_for(
+            tracker.prompt, name=feed.task_name, importer=feed.importer, fallback=fallback
+        )
+    return tasks[named]
+
+
+def _unnamed(feed: SessionFeed) -> str:
+    return f"Imported {feed.importer} sessions without a prompt"
+
+
+def _name_late(
+    execution: Execution,
+    feed: SessionFeed,
+    tracker: SessionTracker,
+    tasks: dict[tuple[str, ...], Task],
+) -> None:
+    """A session first stored before its prompt was written (a watch read it while it began)
+    is filed under its prompt once the prompt is read, as an import of the whole file files it."""
+    if execution.source != Source.IMPORTED or not tracker.prompt:
+        return
+    if execution.task.name != _unnamed(feed):
+        return
+    execution.task = _task(feed, tracker, tasks)
+    Execution.objects.filter(pk=execution.pk).update(task=execution.task)
 
 
 def _record(recorder: ImportRecorder, entry: Entry, feed: SessionFeed) -> int:

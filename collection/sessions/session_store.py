@@ -13,7 +13,13 @@ store lives in `Execution.metadata["mirror"]`:
 A session collected live is one execution whatever writes it. While the live collector is still
 writing its execution, the main transcript is mirrored into an execution of its own (two writers
 on one message sequence would race); when the live execution is finished, `join_mirror` (called
-by `lifecycle.finish`) folds the mirror into it, and later appends go straight to it.
+by `lifecycle.finish`) folds the mirror into it, and later appends go straight to it. A live
+session's sub-agent transcripts are mirrored on their own while it runs, then folded into the
+live execution too, under the call that started each (`_fold_subagent`); the store keeps which
+rows each one's lines are, in order, and `load` gives them back. A session
+imported from its transcript before it was mirrored (imported, then resumed with the store) is
+mirrored into its imported execution; the lines of a response the import merged into one
+message are not stored again.
 Its lines the stream already stored (same uuid) keep one row: the transcript's fields are added
 to the stored payload, so `load` gives the SDK the transcript's lines back. Lines without a uuid
 are keyed by content and occurrence as the importers key them (`ContentKeys`), so importing the
@@ -45,7 +51,7 @@ from django.db import connections, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from collection.lifecycle import open_execution
+from collection.lifecycle import CLAUDE_SESSION_IMPORTERS, open_execution
 from collection.models import Execution, Message, Source, Task, TaskStatus
 from collection.sanitize import storable_message
 from collection.sessions.task_inference import first_prompt, task_for
@@ -109,15 +115,27 @@ def append_entries(key: SessionKey, entries: list[SessionStoreEntry]) -> None:
         execution = _keyed(key).select_for_update().first()
         if execution is not None and execution.source == Source.IMPORTED:
             execution = _fold_into_live(execution, key)
-        execution = execution or _adopt_live(key) or _create_execution(key, entries)
-        stored = [entry for entry in entries if _store_entry(execution, entry)]
+        execution = (
+            execution
+            or _folded_into(key, lock=True)
+            or _adopt_live(key)
+            or _adopt_imported(key)
+            or _create_execution(key, entries)
+        )
+        if _subpath(key) and execution.metadata["mirror"]["subpath"] != _subpath(key):
+            stored = _store_subagent_entries(execution, _subpath(key), entries)
+        else:
+            stored = [entry for entry in entries if _store_entry(execution, entry)]
         if stored:
             _stamp(execution, key, stored)
 
 
 def load_entries(key: SessionKey) -> list[SessionStoreEntry] | None:
     execution = _keyed(key).first()
-    return None if execution is None else _transcript(execution)
+    if execution is not None:
+        return _transcript(execution)
+    live = _folded_into(key)
+    return None if live is None else _subagent_transcript(live, _subpath(key))
 
 
 def _transcript(execution: Execution) -> list[SessionStoreEntry]:
@@ -143,6 +161,11 @@ def list_session_summaries(project_key: str) -> list[SessionSummaryEntry]:
 
 def delete_session(key: SessionKey) -> None:
     """Delete one transcript; deleting the main transcript takes its sub-agents with it."""
+    with transaction.atomic():
+        folded = _folded_into(key, lock=True)
+        if folded is not None:  # the session's record keeps the turns; the store forgets them
+            del folded.metadata["mirror"]["subagents"][_subpath(key)]
+            folded.save(update_fields=["metadata"])
     doomed = _keyed(key) if _subpath(key) else _mirrors(key["project_key"], key["session_id"])
     # A live execution is the session's record, not the store's: it only stops being a mirror.
     for live in doomed.exclude(source=Source.IMPORTED):
@@ -152,8 +175,11 @@ def delete_session(key: SessionKey) -> None:
 
 
 def list_subkeys(key: SessionListSubkeysKey) -> list[str]:
-    subs = _mirrors(key["project_key"], key["session_id"]).exclude(metadata__mirror__subpath="")
-    return sorted({e.metadata["mirror"]["subpath"] for e in subs})
+    executions = _mirrors(key["project_key"], key["session_id"])
+    subpaths = {e.metadata["mirror"]["subpath"] for e in executions}
+    for execution in executions:
+        subpaths |= set(execution.metadata["mirror"].get("subagents", {}))
+    return sorted(subpaths - {""})
 
 
 # --- Keys and rows -------------------------------------------------------------------------
@@ -235,6 +261,27 @@ def _adopt_live(key: SessionKey) -> Execution | None:
     return live
 
 
+def _adopt_imported(key: SessionKey) -> Execution | None:
+    """The session's execution imported from its transcript (a session imported, then resumed
+    with the store): it becomes its main transcript's mirror, so the session stays one."""
+    if _subpath(key):
+        return None
+    sid = key["session_id"]
+    imported = (
+        Execution.objects.select_for_update()
+        .filter(source=Source.IMPORTED, session_id=sid, agent_id="")
+        .filter(import_key__in=[f"{name}:{sid}" for name in CLAUDE_SESSION_IMPORTERS])
+        .order_by("id")
+        .first()
+    )
+    if imported is not None:
+        imported.metadata = imported.metadata | {
+            "mirror": {"project_key": key["project_key"], "subpath": ""}
+        }
+        imported.save(update_fields=["metadata"])
+    return imported
+
+
 def _live(session_id: str) -> Execution | None:
     """The session's finished live execution (locked): only then is nobody else writing it."""
     return (
@@ -261,19 +308,106 @@ def join_mirror(live: Execution) -> None:
         )
         if mirror is not None:
             _fold(mirror, live)
+        subagents = (
+            Execution.objects.select_for_update()
+            .filter(source=Source.IMPORTED, session_id=live.session_id)
+            .filter(metadata__mirror__has_key="subpath")
+            .order_by("id")
+        )
+        for sub in subagents:
+            if sub.metadata["mirror"]["subpath"]:
+                _fold_subagent(sub, live)
 
 
 def _fold_into_live(mirror: Execution, key: SessionKey) -> Execution:
-    """A main transcript mirrored while its session ran live, the live execution now finished:
+    """A transcript mirrored while its session ran live, the live execution now finished:
     move its lines there, the session's one execution from now on."""
-    live = None if _subpath(key) else _live(key["session_id"])
-    return mirror if live is None else _fold(mirror, live)
+    live = _live(key["session_id"])
+    if live is None:
+        return mirror
+    return _fold_subagent(mirror, live) if _subpath(key) else _fold(mirror, live)
+
+
+def _fold_subagent(mirror: Execution, live: Execution) -> Execution:
+    """A sub-agent's transcript, mirrored on its own while the session ran, into the live
+    execution, where the stream put the sub-agent's turns under the call that started it: its
+    lines join them (as the importers nest a sub-agent's file), and the store keeps which they
+    are, in order, to give the SDK that transcript back (`_subagent_transcript`)."""
+    subpath = mirror.metadata["mirror"]["subpath"]
+    entries = list(mirror.messages.order_by("seq").values_list("payload", flat=True))
+    task_id = mirror.task_id
+    mirror.delete()
+    project_key = mirror.metadata["mirror"]["project_key"]
+    live.metadata.setdefault("mirror", {"project_key": project_key, "subpath": ""})
+    _store_subagent_entries(live, subpath, entries)
+    live.save(update_fields=["metadata"])
+    Task.objects.filter(
+        pk=task_id, metadata__created_by=TASK_MARK, executions__isnull=True
+    ).delete()
+    return live
+
+
+def _store_subagent_entries(
+    live: Execution, subpath: str, entries: list[SessionStoreEntry] | list[Any]
+) -> list[SessionStoreEntry]:
+    """Store a sub-agent transcript's entries in the session's execution, each once, and
+    remember their keys under `subpath` (in `metadata["mirror"]["subagents"]`)."""
+    keys: list[str] = live.metadata["mirror"].setdefault("subagents", {}).setdefault(subpath, [])
+    known, stored = set(keys), []
+    for entry in entries:
+        payload = storable_message(dict(entry))
+        uuid = payload.get("uuid")
+        key = str(uuid) if uuid else _content_key(live, payload)
+        if key in known:
+            continue  # the same line again: a uuid is stored once
+        message, _ = live.append_message(payload, uuid=key)
+        if message.payload != payload and live.source != Source.IMPORTED:
+            _add_transcript_fields(message, payload)
+        keys.append(key)
+        known.add(key)
+        stored.append(entry)
+    _link_subagent(live, keys)
+    return stored
+
+
+def _link_subagent(live: Execution, keys: list[str]) -> None:
+    """The transcript's own lines the stream never sent (the sub-agent's prompt) are put
+    under the call that started the sub-agent, as the stream's turns of it are."""
+    rows = live.messages.filter(uuid__in=keys)
+    link = rows.exclude(parent_tool_use_id="").values_list("parent_tool_use_id", flat=True)
+    parent = link.first()
+    if parent:
+        rows.filter(parent_tool_use_id="").update(parent_tool_use_id=parent)
+
+
+def _folded_into(key: SessionKey, *, lock: bool = False) -> Execution | None:
+    """The session's execution a sub-agent transcript was folded into (`_fold_subagent`)."""
+    subpath = _subpath(key)
+    if not subpath:
+        return None
+    executions = _mirrors(key["project_key"], key["session_id"]).filter(
+        metadata__mirror__subpath=""
+    )
+    if lock:
+        executions = executions.select_for_update()
+    for execution in executions:
+        if subpath in execution.metadata["mirror"].get("subagents", {}):
+            return execution
+    return None
+
+
+def _subagent_transcript(live: Execution, subpath: str) -> list[SessionStoreEntry]:
+    keys = live.metadata["mirror"]["subagents"][subpath]
+    payloads = dict(live.messages.filter(uuid__in=keys).values_list("uuid", "payload"))
+    return [payloads[key] for key in keys if key in payloads]
 
 
 def _fold(mirror: Execution, live: Execution) -> Execution:
     for message in mirror.messages.order_by("seq"):
         _merge_or_append(live, message.payload, message.uuid)
-    live.metadata = live.metadata | {"mirror": mirror.metadata["mirror"]}
+    folded = live.metadata.get("mirror", {}).get("subagents")  # sub-agents folded in first
+    mirrored = mirror.metadata["mirror"] | ({"subagents": folded} if folded else {})
+    live.metadata = live.metadata | {"mirror": mirrored}
     live.save(update_fields=["metadata"])
     task_id = mirror.task_id
     mirror.delete()
@@ -286,8 +420,26 @@ def _fold(mirror: Execution, live: Execution) -> Execution:
 def _store_entry(execution: Execution, entry: SessionStoreEntry) -> bool:
     payload = storable_message(dict(entry))
     uuid = payload.get("uuid")
+    if uuid and _imported_in_a_response(execution, payload):
+        return False
     key = str(uuid) if uuid else _content_key(execution, payload)
     return _merge_or_append(execution, payload, key)
+
+
+def _imported_in_a_response(execution: Execution, payload: dict[str, Any]) -> bool:
+    """An assistant line an import already stored, merged into its response's one message
+    (keyed by the response's id; see `importers.merging`): not stored a second time."""
+    if payload.get("type") != "assistant" or "import_key" not in execution.metadata:
+        return False
+    response = payload.get("message")
+    rid = response.get("id") if isinstance(response, dict) else None
+    if not isinstance(rid, str) or not rid:
+        return False
+    merged = execution.messages.filter(uuid=rid).values_list("payload", flat=True).first()
+    if not isinstance(merged, dict):
+        return False
+    lines = [merged.get("uuid"), *(m.get("uuid") for m in merged.get("merged_lines") or [])]
+    return payload["uuid"] in lines
 
 
 def _content_key(execution: Execution, payload: dict[str, Any]) -> str:

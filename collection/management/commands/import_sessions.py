@@ -100,7 +100,7 @@ class Command(BaseCommand):
         for root in sorted(set(result.missing_roots) - self._missing):
             self.stderr.write(f"no such folder (yet): {root}")
         self._missing = set(result.missing_roots)
-        if result.changed:
+        if result.changed or result.settled:
             self.stdout.write(result.summary())
         for error in result.errors:
             self.stderr.write(f"  {error}")
