@@ -153,9 +153,13 @@ class NoRoleMiddleware:
     def process_view(
         self, request: HttpRequest, view: View, args: Any, kwargs: Any
     ) -> HttpResponse | None:
-        if not has_no_role(request.user) or not getattr(view, "login_required", True):
+        # Public and role-free views first: they never load the session, the user or the
+        # permissions just to be let through (a load balancer's /healthz costs one query).
+        if not getattr(view, "login_required", True):
             return None
         match = request.resolver_match
         if match is not None and match.url_name in ROLE_FREE_VIEWS:
+            return None
+        if not has_no_role(request.user):
             return None
         return render(request, "no_role.html", status=403)

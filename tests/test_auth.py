@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from collection.roles import (
@@ -133,6 +135,24 @@ def test_a_user_without_a_role_is_refused_review(client, django_user_model):
     example = make_example()
     client.force_login(user)
     assert client.post(f"/examples/{example.pk}/review/", {}).status_code == 403
+
+
+@pytest.mark.django_db
+def test_public_pages_do_not_look_up_a_signed_in_users_roles(client, django_user_model):
+    def permission_lookups(url: str) -> list[str]:
+        with CaptureQueriesContext(connection) as captured:
+            client.get(url)
+        tables = ("auth_permission", "auth_group", "auth_user_user_permissions")
+        return [q["sql"] for q in captured.captured_queries if any(t in q["sql"] for t in tables)]
+
+    assert permission_lookups("/healthz") == []  # anonymous
+    client.force_login(django_user_model.objects.create_user("nobody", password="x"))
+    # (Django's LoginRequiredMiddleware still loads the session and the user.)
+    assert permission_lookups("/healthz") == []
+    # Everywhere else the user without a role is asked about, and told to ask for one.
+    assert permission_lookups("/") != []
+    assert client.get("/").status_code == 403
+    assert client.get("/accounts/login/").status_code == 200
 
 
 def test_check_deploy_is_clean_with_production_settings(tmp_path):

@@ -3,7 +3,6 @@ played through the real CLI is a failure by the template's verifier (a success a
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from django.conf import settings
 from collection.calibration import DEFAULT_PASS_RATE, Calibration, current
 from collection.jobs.runner import create_job, run_job
 from collection.models import Difficulty, JobStatus, TaskStatus
-from collection.scripted_model.script import Script, parse_script, plan
+from collection.scripted_model.script import Script, parse_script, plan, session_salt
 from collection.task_templates import TaskTemplate, TaskTemplateLibrary
 
 pytestmark = pytest.mark.backend_independent
@@ -69,10 +68,8 @@ def test_the_same_seed_plans_the_same_session_and_seeds_differ():
 
 def test_successful_plans_vary_in_length():
     template = LIBRARY.get("jsonl_export")
-    lengths = {
-        len(plan(parse_script(template.job_spec(seed=s, outcome="success").script), str(s)))
-        for s in range(40)
-    }
+    scripts = {s: template.job_spec(seed=s, outcome="success").script for s in range(40)}
+    lengths = {len(plan(parse_script(d), session_salt(s, d))) for s, d in scripts.items()}
     assert len(lengths) >= 3
 
 
@@ -162,7 +159,6 @@ def test_the_budget_mode_spec_carries_the_calibrated_cost_limit():
 def test_a_planned_outcome_that_completes_is_judged_by_the_verifier(
     outcome, django_capture_on_commit_callbacks
 ):
-    started = time.monotonic()
     job = run(outcome, django_capture_on_commit_callbacks)
     execution = job.execution
     assert job.status == JobStatus.SUCCEEDED, job.error
@@ -179,7 +175,6 @@ def test_a_planned_outcome_that_completes_is_judged_by_the_verifier(
         assert not edits.exists()
     if outcome == "loop":
         assert edits.filter(is_error=True).count() >= 3 and not edits.filter(is_error=False)
-    assert time.monotonic() - started < 30
 
 
 @pytest.mark.django_db(transaction=True)

@@ -67,9 +67,9 @@ def health(base: str) -> tuple[int, dict[str, Any]]:
 
 
 @contextmanager
-def running(data: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def running(data: Path, port: int = 0) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`python3 -m trainingdash run` on `data`, until it answers /healthz with all services up."""
-    port = free_port()
+    port = port or free_port()
     log = (data.parent / f"run-{port}.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "trainingdash", "run", "--no-demo", "--worker-threads", "1"],
@@ -120,6 +120,48 @@ def test_a_second_run_on_the_same_data_folder_is_refused_and_the_first_keeps_ser
     # A run that ended leaves the folder to the next one.
     with running(data):
         pass
+
+
+def processes_of_run_in(data: Path) -> list[psutil.Process]:
+    """Every process of a run on `data`: each inherits its TRAININGDASH_DATA_DIR (the embedded
+    Redis server included)."""
+    found = []
+    for proc in psutil.process_iter():
+        with suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            if proc.environ().get("TRAININGDASH_DATA_DIR") == str(data):
+                found.append(proc)
+    return found
+
+
+def test_a_killed_run_leaves_no_process_behind_and_the_next_run_gets_its_folder_and_port(
+    tmp_path,
+):
+    data = tmp_path / "data"
+    port = free_port()
+    with running(data, port) as (first, _):
+        started = psutil.Process(first.pid).children(recursive=True)
+        names = " ".join(" ".join(p.cmdline()) for p in started)
+        assert "gunicorn" in names and "dramatiq" in names, names
+        assert len(redis_servers_in(data)) == 1
+        assert {p.pid for p in processes_of_run_in(data)} >= {p.pid for p in started}
+        first.kill()  # SIGKILL: nothing of its own clean-up runs
+        first.wait()
+        # Its web app and worker are told by the kernel, its reaper stops the embedded Redis.
+        _gone, alive = psutil.wait_procs(started, timeout=60)
+        assert alive == [], [p.cmdline() for p in alive]
+        deadline = time.monotonic() + 30
+        while (left := processes_of_run_in(data)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert left == [], [p.cmdline() for p in left]
+    assert redis_servers_in(data) == []
+    with running(data, port) as (second, base):
+        assert base == f"http://127.0.0.1:{port}"
+        status, report = health(base)
+        assert status == 200, report
+        assert report["workers"]["live"] == 1
+    # A clean stop waits for its own processes.
+    assert second.returncode == 0
+    assert processes_of_run_in(data) == []
 
 
 def _checkout_like(tmp_path: Path) -> Path:

@@ -9,7 +9,7 @@ import random
 from typing import Any, ClassVar
 
 from .request import ModelRequest, SessionConfig
-from .script import Script, parse_script, plan, render, subagent_key
+from .script import Script, parse_script, plan, render, session_salt, subagent_key
 from .turns import ScriptedModelError, Turn
 
 
@@ -72,7 +72,8 @@ class ScriptPolicy(Policy):
         return parse_script(self.config.script)
 
     def next_turn(self, request: ModelRequest) -> Turn:
-        script, salt = self.script(), str(self.config.seed)
+        script = self.script()
+        salt = session_salt(self.config.seed, self.config.script or self.params)
         if key := subagent_key(request):
             script, salt = script.subagent_script(key), f"{salt}:{key}"
         steps = plan(script, salt)

@@ -13,8 +13,9 @@ A script is JSON, either a list of steps or ``{"steps": [...], "variation": {...
 ``tool_error`` (a failing Read/Edit/Bash before the real one), ``give_up`` (stop with an
 apology before the first edit), ``redundant`` (read a file or run a command twice) and
 ``explore`` (look around at length, 3 to 10 extra turns, before starting the work: thorough
-agents and lost ones both do). They are drawn from the session seed only, so the same seed
-always plays the same steps.
+agents and lost ones both do). They are drawn from the session's seed and script only
+(``session_salt``), so the same session always plays the same steps, and sessions of
+different scripts that share a seed (a batch's templates do) draw apart.
 
 ``outcome`` (default ``success``) is how the session ends, played as real tool calls; whether
 it succeeded is still decided by the task's verifier afterwards, never by this field:
@@ -30,6 +31,8 @@ it succeeded is still decided by the task's verifier afterwards, never by this f
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import re
 from collections.abc import Mapping
@@ -174,6 +177,27 @@ def subagent_key(request: ModelRequest) -> str | None:
     """The marker a scripted coordinator put in a sub-agent's prompt, if this is one."""
     match = _MARKER.search(request.first_user_text)
     return match.group(1) if match else None
+
+
+def session_salt(seed: int, script_data: Any) -> str:
+    """What a session's draws are seeded with: its seed and its script (the JSON data).
+
+    A batch hands the same few seeds to every template (the calibration, too, keys an outcome
+    by template and seed): by the seed alone, all of a batch's sessions would wander, err and
+    explore alike, and one unlucky batch seed would leave no efficient session at all.
+    """
+    text = json.dumps(_portable(script_data), sort_keys=True, separators=(",", ":"), default=str)
+    return f"{seed}:{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def _portable(value: Any) -> Any:
+    """The script without its commands: a worker fills this machine's paths into those
+    ({python}, {workspace}), and a session replays alike on every machine."""
+    if isinstance(value, Mapping):
+        return {k: _portable(v) for k, v in value.items() if k != "command"}
+    if isinstance(value, list):
+        return [_portable(v) for v in value]
+    return value
 
 
 def plan(script: Script, seed: str) -> list[Step]:

@@ -1,7 +1,16 @@
-"""Run trainingdash on this machine: migrate, first admin, embedded services, web and worker."""
+"""Run trainingdash on this machine: migrate, first admin, embedded services, web and worker.
+
+No process outlives this one, however it ends. Ctrl-C or SIGTERM stops the web app and the
+worker, then the embedded Redis. A SIGKILL runs none of that, so the kernel tells the web app
+and the worker to stop when this process dies (PR_SET_PDEATHSIG: SIGTERM; their own worker
+processes follow their masters), and a small reaper process started beside them stops the
+embedded Redis once they have left it.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import os
 import secrets
 import signal
@@ -9,8 +18,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
+import psutil
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -19,7 +31,18 @@ from django.core.management.base import BaseCommand, CommandError
 from collection.models import ImportUpload
 from collection.roles import ADMIN, assign_role
 from trainingdash import data_dir
-from trainingdash.broker import embedded_redis, send, stop_embedded_redis
+from trainingdash.broker import (
+    BrokerUnavailable,
+    embedded_redis,
+    send,
+    stop_embedded_redis,
+)
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# How long the reaper waits for the embedded Redis's other users to leave.
+REAPER_GRACE_SECONDS = 60.0
+# Below _supervise's 20 s: the worker ends its threads itself, or its master's kill orphans it.
+WORKER_SHUTDOWN_MS = 15000
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -62,10 +85,12 @@ class Command(BaseCommand):
         self._first_admin(url)
         if setup_only:
             return
+        reaper = None
         if not settings.REDIS_URL:
             # Start it here, so that it runs as long as the web app and the worker do (and is
             # stopped after them, unless a command still uses it).
-            embedded_redis(Path(settings.REDIS_EMBEDDED_DB))
+            server = embedded_redis(Path(settings.REDIS_EMBEDDED_DB))
+            reaper = _start_reaper(server.pid)
         if demo:
             self._seed_demo()
         if settings.TRAININGDASH_IMPORT_WATCH:
@@ -77,6 +102,9 @@ class Command(BaseCommand):
             )
         finally:
             stop_embedded_redis()
+            if reaper is not None:  # not needed: this is a clean exit
+                reaper.terminate()
+                reaper.wait()
 
     def _first_admin(self, url: str) -> None:
         user_model = get_user_model()
@@ -126,8 +154,10 @@ class Command(BaseCommand):
             "1",
             "--threads",
             str(threads),
+            "--worker-shutdown-timeout",
+            str(WORKER_SHUTDOWN_MS),
         ]
-        return subprocess.Popen(cmd)
+        return _child(cmd)
 
     def _web(self, host: str, port: int) -> subprocess.Popen[bytes]:
         cmd = [
@@ -142,7 +172,7 @@ class Command(BaseCommand):
             "--access-logfile",
             "-",
         ]
-        return subprocess.Popen(cmd)
+        return _child(cmd)
 
     def _supervise(self, named: dict[str, subprocess.Popen[bytes]]) -> None:
         children = list(named.values())
@@ -167,3 +197,79 @@ class Command(BaseCommand):
         if not stopping:
             failed = [name for name, c in named.items() if c.returncode]
             raise SystemExit(f"trainingdash: a process exited unexpectedly: {failed}")
+
+
+def _prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    return ctypes.CDLL(None, use_errno=True).prctl
+
+
+_PRCTL = _prctl()
+
+
+def _child(cmd: list[str]) -> subprocess.Popen[bytes]:
+    """Start `cmd` so that the kernel sends it SIGTERM when this process dies, however."""
+    parent = os.getpid()
+
+    def die_with_parent() -> None:  # runs in the child, between fork and exec
+        if _PRCTL is not None:
+            _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return subprocess.Popen(cmd, preexec_fn=die_with_parent)
+
+
+def _start_reaper(redis_pid: int | None) -> subprocess.Popen[bytes]:
+    """A process that waits for this one to exit, then stops the embedded Redis if no one uses
+    it any more (see `reap_embedded_redis`). Its own session: a terminal's Ctrl-C skips it."""
+    # The write end is never closed here (nor inherited): the reaper reads EOF when we exit.
+    read_end, _write_end = os.pipe()
+    code = (
+        "import django; django.setup(); "
+        "from collection.management.commands.up import reap_embedded_redis; "
+        f"reap_embedded_redis({read_end}, {redis_pid or 0})"
+    )
+    reaper = subprocess.Popen(
+        [sys.executable, "-c", code], pass_fds=(read_end,), start_new_session=True
+    )
+    os.close(read_end)
+    return reaper
+
+
+def reap_embedded_redis(parent_alive: int, redis_pid: int) -> None:
+    """When `parent_alive` reads end of file (`up` exited, or was killed), stop the embedded
+    Redis server `redis_pid` as its last user, once its other users have left.
+
+    A clean exit has stopped it already; after a SIGKILL the web app and the worker leave
+    within seconds (their processes exit without stopping it). A new user that joins in the
+    meantime (a command, a new run) keeps it: the last one to leave stops it, as always.
+    """
+    os.read(parent_alive, 1)
+    db_path = Path(settings.REDIS_EMBEDDED_DB)
+    deadline = time.monotonic() + REAPER_GRACE_SECONDS
+    while _is_running(redis_pid) and time.monotonic() < deadline:
+        if _unused(db_path.parent / "users.lock"):
+            with suppress(BrokerUnavailable):  # it stopped meanwhile
+                embedded_redis(db_path)
+                stop_embedded_redis()  # stops it if we are still its only user
+        else:
+            time.sleep(0.2)
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        return pid > 0 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _unused(users_lock: Path) -> bool:
+    """No process holds the embedded Redis's users lock (see `trainingdash.broker`)."""
+    with users_lock.open("ab") as users:
+        try:
+            fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
