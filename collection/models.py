@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
+import threading
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -767,8 +770,15 @@ class GenerationBatch(BackgroundJob):
         return f"{self.name} [{self.status}]"
 
 
-class ImportUpload(BackgroundJob):
-    """Transcripts uploaded in the browser, imported by a worker; the report is kept."""
+class ImportUpload(LeasedJob):
+    """Transcripts uploaded in the browser, imported by a worker; the report is kept.
+
+    Imported under a lease (`LeasedJob`) that the worker's actor renews while the import runs:
+    an upload whose worker died is imported again by the reconciler (what its first attempt
+    imported is known and not stored twice), and failed once it has used up
+    `COLLECTION_MAX_ATTEMPTS`. Its import (`collection.jobs.uploads`) names no lease owner:
+    the worker thread that runs it is the owner.
+    """
 
     file_name = models.CharField(max_length=255)
     size = models.PositiveBigIntegerField(default=0)
@@ -779,11 +789,19 @@ class ImportUpload(BackgroundJob):
     queue_name = "imports"
     actor_name = "import_upload"
 
-    class Meta(BackgroundJob.Meta):
-        pass
+    class Meta(LeasedJob.Meta):
+        abstract = False
 
     def __str__(self) -> str:
         return f"{self.file_name} [{self.status}]"
+
+    def acquire(self, owner: str = "", **fields: Any) -> None:
+        super().acquire(owner or this_thread(), **fields)
+
+
+def this_thread() -> str:
+    """This process's thread as a lease owner: "host:pid:thread"."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
 class ImportWatchFile(models.Model):

@@ -73,13 +73,21 @@ def stop_worker(proc: subprocess.Popen) -> str:
 def start_slow_fix(tmp_path: Path, **env: str) -> tuple[subprocess.Popen, Any]:
     """A worker (`env` its settings), and a SLOW_FIX job of it that is in its Bash step (its CLI
     running `sleep`): where the fault tests signal or kill it."""
+    return start_fix(tmp_path, env)
+
+
+def start_fix(
+    tmp_path: Path, env: dict[str, str], *, timeout_s: float = 600, script: Any = None
+) -> tuple[subprocess.Popen, Any]:
+    """`start_slow_fix`, with the job's time limit and script (SLOW_FIX by default) given."""
     from collection.jobs.runner import create_job
     from collection.models import Execution
     from tests.factories import make_task
     from tests.sessions import SLOW_FIX, fix_spec, make_workspace
 
     worker = start_worker(**env)
-    job = create_job(make_task(), fix_spec(make_workspace(tmp_path / "ws"), script=SLOW_FIX))
+    spec = fix_spec(make_workspace(tmp_path / "ws"), script=script or SLOW_FIX, timeout_s=timeout_s)
+    job = create_job(make_task(), spec)
     mid_session = wait_for(
         lambda: Execution.objects.filter(job__pk=job.pk, tool_calls__name="Bash").exists(), 60
     )

@@ -8,19 +8,28 @@ scripted model. Times are printed (`-s`) for the closing note, never asserted ti
 from __future__ import annotations
 
 import base64
+import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+import urllib.error
+import urllib.request
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.urls import reverse
 
-from collection.jobs.runner import create_job
+from collection.jobs import dead_letters as dead_letters_module
+from collection.jobs.runner import LEASE_LOST_LOG, create_job, sandboxes_dir
 from collection.models import CollectionJob, Execution, JobStatus, TaskStatus
 from collection.sessions.trajectory import TrajectoryRecorder
 from exports.bundles import exports_dir
@@ -35,8 +44,17 @@ from tests.factories import (
     result_payload,
     tool_use,
 )
-from tests.sessions import fix_spec, make_workspace
-from tests.test_broker import ROOT, start_slow_fix, start_worker, stop_worker, wait_for, worker_env
+from tests.services import port_open, require
+from tests.sessions import SLOW_FIX, VERIFIER, fix_spec, make_workspace
+from tests.test_broker import (
+    ROOT,
+    start_fix,
+    start_slow_fix,
+    start_worker,
+    stop_worker,
+    wait_for,
+    worker_env,
+)
 from tests.test_reconciler import RECONCILING, dead_letters, redis_broker
 from trainingdash import broker as broker_module
 
@@ -79,7 +97,7 @@ def test_a_worker_sent_sigterm_mid_session_finishes_the_session_once_then_exits(
 
 def session_clis(worker: subprocess.Popen[str]) -> list[int]:
     """The pids of the bundled CLIs running in `worker`'s process group."""
-    pids = []
+    parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -87,8 +105,9 @@ def session_clis(worker: subprocess.Popen[str]) -> list[int]:
         except OSError:
             continue  # it exited meanwhile
         if int(fields[2]) == worker.pid and b"_bundled/claude" in cmdline:
-            pids.append(int(stat.parent.name))
-    return pids
+            parents[int(stat.parent.name)] = int(fields[1])
+    # Not the CLI's own helpers (a child it starts from its own binary, for a moment).
+    return [pid for pid, parent in parents.items() if parent not in parents]
 
 
 def test_sigterm_to_the_sessions_cli_fails_its_job_once_with_the_reason(
@@ -110,14 +129,325 @@ def test_sigterm_to_the_sessions_cli_fails_its_job_once_with_the_reason(
     print(f"SIGTERM to the CLI: the job ended {took:.1f} s later")
     job.refresh_from_db()
     assert (job.status, job.attempts, job.lease_expires_at) == (JobStatus.FAILED, 1, None)
-    assert "exit code 143" in job.error  # 128 + SIGTERM
+    said = "the Claude Code CLI was stopped by SIGTERM (exit code 143)"  # 128 + SIGTERM
+    assert job.error == said
     (execution,) = Execution.objects.all()
     assert execution.status == TaskStatus.FAILED and execution.is_partial
     assert "exit code 143" in execution.error and execution.success is False
     assert_stored_once(execution, result=False)  # it never got to its result
     client.force_login(admin_user)
     page = client.get(reverse("collection-job-detail", args=[job.pk])).content.decode()
-    assert "exit code 143" in page
+    assert said in page
+
+
+# --- a worker paused past its lease -------------------------------------------------------------
+
+
+def test_a_worker_paused_past_its_lease_leaves_the_job_to_the_worker_that_took_it_over(
+    redis_broker, tmp_path
+):
+    # Its Bash step long enough for the paused worker to wake and give up while the worker
+    # that took the job over is still in its own.
+    first, job = start_fix(tmp_path, RECONCILING, script=PAUSABLE_FIX)
+    (stale_call,) = Execution.objects.get().tool_calls.filter(name="Bash")
+    os.killpg(first.pid, signal.SIGSTOP)  # the worker and its CLI, mid-Bash (a VM paused, ^Z)
+    first_lines = read_lines(first)
+    second = start_worker(**RECONCILING)
+    try:
+        taken = wait_for(lambda: _in_bash_step(job, attempt=2), 90)
+        os.killpg(first.pid, signal.SIGCONT)
+        # The paused worker wakes, finds its lease gone and ends its attempt.
+        gave_up = wait_for(lambda: any(LEASE_LOST_LOG in line for line in first_lines), 60)
+        execution = Execution.objects.get()
+        job.refresh_from_db()
+        done = wait_for(lambda: CollectionJob.objects.get(pk=job.pk).is_finished, 90)
+    finally:
+        second_output = stop_worker(second)
+        stop_worker(first)
+    output = "".join(first_lines) + second_output
+    assert taken and gave_up and done, output
+    # Meanwhile the execution was the new attempt's alone: open, nothing of the old one in it.
+    assert (job.status, job.attempts) == (JobStatus.RUNNING, 2), "the second ended too soon"
+    assert (execution.status, execution.error) == (TaskStatus.IN_PROGRESS, ""), output
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.lease_expires_at) == (JobStatus.SUCCEEDED, 2, None)
+    (execution,) = Execution.objects.all()
+    assert execution.status == TaskStatus.COMPLETED and execution.success, execution.error
+    assert not execution.is_partial and execution.error == ""
+    assert execution.metadata["interrupted_attempts"] == 1
+    assert_stored_once(execution)
+    stale = execution.messages.filter(payload__icontains=stale_call.tool_use_id)
+    assert not stale.exists()  # the old attempt's Bash result, written after it woke: none
+    assert execution.training_example.is_golden
+    assert dead_letters(redis_broker) == 0
+
+
+PAUSABLE_FIX = [
+    *SLOW_FIX[:3],
+    {"tool": "Bash", "input": {"command": f"sleep 15; {VERIFIER}"}},
+    SLOW_FIX[-1],
+]
+
+
+def read_lines(proc: subprocess.Popen[str]) -> list[str]:
+    """`proc`'s output lines as they come (a thread reads them; `stop_worker` gets the rest)."""
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _in_bash_step(job: CollectionJob, attempt: int) -> bool:
+    job.refresh_from_db()
+    bash = Execution.objects.filter(job__pk=job.pk, tool_calls__name="Bash")
+    return job.attempts == attempt and bash.exists()
+
+
+# --- the CLI hanging ----------------------------------------------------------------------------
+
+
+def test_a_hung_cli_is_killed_at_the_time_limit_and_its_job_fails_once(
+    redis_broker, tmp_path, admin_user, client
+):
+    worker, job = start_fix(tmp_path, RECONCILING, timeout_s=20)
+    try:
+        (cli,) = session_clis(worker)
+        os.kill(cli, signal.SIGSTOP)  # the CLI hangs: it answers nothing, not even SIGTERM
+        stopped = time.monotonic()
+        done = wait_for(lambda: CollectionJob.objects.get(pk=job.pk).is_finished, 90)
+        took = time.monotonic() - stopped
+        left = session_clis(worker)
+        # A reconciler pass after the end (it removes a decoy sandbox): it runs nothing again.
+        decoy = sandboxes_dir() / f"job-{job.pk}-attempt-99"
+        decoy.mkdir(parents=True)
+        passes = wait_for(lambda: not decoy.exists(), 30)
+    finally:
+        output = stop_worker(worker)
+    assert done and passes, output
+    print(f"hung CLI: the job failed {took:.1f} s after the CLI stopped (time limit 20 s)")
+    assert left == [] and not _alive(cli)
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.lease_expires_at) == (JobStatus.FAILED, 1, None)
+    assert job.error == "timed out after 20s"
+    (execution,) = Execution.objects.all()
+    assert execution.status == TaskStatus.FAILED and execution.is_partial
+    assert execution.error == "timed out after 20s" and execution.success is False
+    assert execution.tool_calls.count() == 3  # Read, Edit and the Bash it hung in, once each
+    client.force_login(admin_user)
+    page = client.get(reverse("collection-job-detail", args=[job.pk])).content.decode()
+    assert "timed out after 20s" in page
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+# --- PostgreSQL restarted under load -------------------------------------------------------------
+
+PG_BIN = Path("/usr/local/bin")
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[tuple[str, Callable[[], float]]]:
+    """A PostgreSQL cluster of our own on a free port (its URL), and a way to restart it
+    (`pg_ctl restart -m fast`: sessions cut, as a failover or an upgrade does); how long the
+    restart took. Run as `nobody` when we are root: initdb refuses root."""
+    require("PostgreSQL", (PG_BIN / "initdb").exists(), f"no initdb in {PG_BIN}")
+    folder = Path(tempfile.mkdtemp(prefix="h2-pg-"))
+    folder.chmod(0o755)
+    as_user = ["runuser", "-u", "nobody", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        shutil.chown(folder, "nobody")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data, log = folder / "data", folder / "log"
+
+    def pg(*args: str) -> None:
+        subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=120)
+
+    pg(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync")
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start")
+
+    def restart() -> float:
+        began = time.monotonic()
+        pg(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(log), "-m", "fast", "-w", "restart")
+        return time.monotonic() - began
+
+    try:
+        yield f"postgres://postgres@127.0.0.1:{port}/postgres", restart
+    finally:
+        subprocess.run(
+            [*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+MAKE_BATCH = """
+import json, sys
+from pathlib import Path
+import django
+django.setup()
+from collection.jobs.batches import GenerationParams, dispatch
+from collection.models import CollectionJob, GenerationBatch
+from tests.factories import make_task
+from tests.sessions import SLOW_FIX, fix_spec, make_workspace
+
+root, n = Path(sys.argv[1]), int(sys.argv[2])
+params = GenerationParams(seed=1, concurrency=n, categories=["debugging"], examples_per_category=n)
+batch = GenerationBatch.objects.create(name="restart", params=params.model_dump(mode="json"))
+batch.acquire()
+for k in range(n):
+    spec = fix_spec(make_workspace(root / f"ws{k}"), script=SLOW_FIX).model_dump(mode="json")
+    CollectionJob.objects.create(task=make_task(), spec=spec, batch=batch, plan_key=f"job-{k}")
+print(json.dumps({"batch": batch.pk, "sent": dispatch(batch)}))
+"""
+
+SUMMARY = """
+import json
+import django
+django.setup()
+from collection.models import CollectionJob, Execution, GenerationBatch, TrainingExample
+
+jobs = []
+for job in CollectionJob.objects.order_by("pk"):
+    execution = job.execution
+    messages = execution.messages.exclude(uuid="") if execution else []
+    uuids = [m.uuid for m in messages]
+    jobs.append({
+        "status": job.status, "attempts": job.attempts, "error": job.error,
+        "execution": execution.status if execution else None,
+        "success": execution.success if execution else None,
+        "tools": list(execution.tool_calls.values_list("name", flat=True)) if execution else [],
+        "results": execution.messages.filter(type="result").count() if execution else 0,
+        "unique_uuids": len(uuids) == len(set(uuids)),
+        "interrupted": execution.metadata.get("interrupted_attempts", 0) if execution else None,
+    })
+print(json.dumps({
+    "jobs": jobs,
+    "executions": Execution.objects.count(),
+    "examples": TrainingExample.objects.count(),
+    "batches": list(GenerationBatch.objects.values_list("status", flat=True)),
+}))
+"""
+
+
+def probe_healthz(url: str, stop: threading.Event) -> list[int]:
+    """GET `url` every 0.1 s until `stop`; the status codes, as they come (a thread's)."""
+    codes: list[int] = []
+
+    def probe() -> None:
+        while not stop.wait(0.1):
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    codes.append(response.status)
+            except urllib.error.HTTPError as exc:
+                codes.append(exc.code)
+            except OSError:
+                codes.append(0)  # no answer at all
+
+    threading.Thread(target=probe, daemon=True).start()
+    return codes
+
+
+def run_script(script: str, env: dict[str, str], *args: str) -> str:
+    run = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
+
+
+def test_postgresql_restarted_mid_batch_loses_and_repeats_nothing(
+    redis_broker, private_postgres, tmp_path
+):
+    import psycopg
+
+    url, restart = private_postgres
+    env = worker_env() | {"DATABASE_URL": url, "TRAININGDASH_TEST_DB_NAME": ""}
+    run_script(
+        "from django.core.management import call_command as c; import django; "
+        "django.setup(); c('migrate', verbosity=0)",
+        env,
+    )
+    jobs = 4
+    made = json.loads(run_script(MAKE_BATCH, env, str(tmp_path), str(jobs)))
+    assert made["sent"] == jobs
+
+    def in_bash() -> int:
+        with psycopg.connect(url) as conn:
+            sql = "SELECT count(DISTINCT execution_id) FROM collection_toolcall WHERE name = 'Bash'"
+            (count,) = conn.execute(sql).fetchone() or (0,)
+            return int(count)
+
+    def final() -> int:
+        with psycopg.connect(url) as conn:
+            sql = "SELECT count(*) FROM collection_collectionjob WHERE status = ANY(%s)"
+            (count,) = conn.execute(sql, [["succeeded", "failed", "cancelled"]]).fetchone() or (0,)
+            return int(count)
+
+    workers = [start_worker(**RECONCILING, **pg_env(url)) for _ in range(2)]
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        web_port = free.getsockname()[1]
+    web = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{web_port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    stop = threading.Event()
+    try:
+        assert wait_for(lambda: port_open("127.0.0.1", web_port), 30)
+        codes = probe_healthz(f"http://127.0.0.1:{web_port}/healthz", stop)
+        mid_batch = wait_for(lambda: in_bash() == jobs, 90)
+        restarted_at = time.monotonic()
+        took = restart()
+        done = wait_for(lambda: final() == jobs, 180)
+        recovered = wait_for(lambda: codes[-1:] == [200], 30)
+        finished_at = time.monotonic()
+    finally:
+        stop.set()
+        web.kill()
+        web.wait()
+        outputs = [stop_worker(worker) for worker in workers]
+    output = "\n".join(outputs)
+    assert mid_batch and done and recovered, f"{output}\n{codes}"
+    ended = finished_at - restarted_at
+    print(f"PostgreSQL restart took {took:.1f} s; the batch ended {ended:.1f} s after it began")
+    assert 200 in codes and 503 in codes, codes  # /healthz said so during the outage
+    summary = json.loads(run_script(SUMMARY, env))
+    print(summary)
+    for job in summary["jobs"]:
+        assert job["status"] == "succeeded", (job, output)
+        assert job["execution"] == "completed" and job["success"], job
+        assert job["tools"] == ["Read", "Edit", "Bash"] and job["results"] == 1, job
+        assert job["unique_uuids"], job
+        # A session the restart cut short ran again once, and its execution says so.
+        assert job["attempts"] <= 2 and job["interrupted"] == job["attempts"] - 1, job
+    assert summary["executions"] == summary["examples"] == jobs
+    assert summary["batches"] == ["succeeded"]
+
+
+def pg_env(url: str) -> dict[str, str]:
+    return {"DATABASE_URL": url, "TRAININGDASH_TEST_DB_NAME": ""}
 
 
 # --- the model endpoint failing -----------------------------------------------------------------
@@ -191,6 +521,21 @@ def test_poison_messages_are_dead_lettered_once_and_a_malformed_spec_fails_its_j
     client.force_login(admin_user)
     page = client.get(reverse("collection-job-detail", args=[malformed.pk])).content.decode()
     assert "ValidationError" in page and "turns" in page
+
+    # The dead letters, with the error that killed each, on the jobs page.
+    found = dead_letters_module.read()
+    assert found.count == 2 and found.problem == ""
+    by_args = {letter.args: letter for letter in found.recent}
+    assert set(by_args) == {'["not-an-id"]', "[]"}
+    assert {letter.actor for letter in found.recent} == {actor}
+    assert by_args['["not-an-id"]'].error.startswith("ValueError: Field 'id' expected a number")
+    assert by_args["[]"].error.startswith("TypeError: ") and "job_id" in by_args["[]"].error
+    assert all(abs(time.time() - letter.at.timestamp()) < 600 for letter in found.recent)
+    listing = client.get(reverse("collection-job-list")).content.decode()
+    assert "2 queue messages" in listing
+    assert "[&quot;not-an-id&quot;]" in listing and "run_collection_job" in listing
+    assert "ValueError: Field &#x27;id&#x27; expected a number" in listing
+    assert by_args["[]"].at.strftime("%Y-%m-%d %H:%M:%S") in listing
 
 
 # --- SQLite under concurrent web and worker writes ----------------------------------------------

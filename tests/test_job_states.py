@@ -18,6 +18,7 @@ from collection.models import (
     IllegalTransition,
     ImportUpload,
     JobStatus,
+    LeasedJob,
     TrainingExample,
 )
 from tests.factories import make_example, make_execution, make_task
@@ -64,7 +65,7 @@ EXTRA_LEGAL: dict[type[BackgroundJob], dict[str, set[str]]] = {
     # Only when the lease lapsed: see the lease tests.
     CollectionJob: {"acquire": {RUNNING}, "release": {RUNNING}},
     GenerationBatch: {"requeue": {SUCCEEDED}},  # a batch resumes from any finished state
-    ImportUpload: {},
+    ImportUpload: {"acquire": {RUNNING}, "release": {RUNNING}},
 }
 TARGET = {
     "release": QUEUED,
@@ -96,9 +97,11 @@ def cases(legal: bool) -> list[Any]:
         if name in model.TRANSITIONS
         for status in JobStatus.values
         if (status in legal_sources(model, name)) == legal
-        # Taking over or releasing a running collection job depends on its lease: tested on
-        # its own below.
-        and not (model is CollectionJob and name in ("acquire", "release") and status == RUNNING)
+        # Taking over or releasing a running leased job depends on its lease: tested on its own
+        # below.
+        and not (
+            issubclass(model, LeasedJob) and name in ("acquire", "release") and status == RUNNING
+        )
     ]
 
 
@@ -515,3 +518,28 @@ def test_requeueing_counts_attempts_afresh(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
         job.requeue()
     assert row(job)["attempts"] == 0
+
+
+def test_an_upload_is_taken_under_the_lease_of_the_thread_that_imports_it():
+    from collection.models import this_thread
+
+    upload = make_upload()
+    upload.acquire()  # as its import (collection.jobs.uploads) does: no owner named
+    assert (upload.lease_owner, upload.attempts) == (this_thread(), 1)
+    assert upload.lease_expires_at is not None and not upload.lease_lapsed
+
+
+@pytest.mark.parametrize(
+    ("code", "said"),
+    [
+        (143, "the Claude Code CLI was stopped by SIGTERM (exit code 143)"),  # it handled it
+        (-9, "the Claude Code CLI was stopped by SIGKILL (exit code -9)"),  # killed outright
+        (1, "ProcessError: Command failed (exit code: 1)"),  # not a signal: as the SDK says
+    ],
+)
+def test_a_crashed_cli_is_described_by_the_signal_that_stopped_it(code: int, said: str):
+    from claude_agent_sdk import ProcessError
+
+    from collection.jobs.runner import describe_crash
+
+    assert describe_crash(ProcessError("Command failed", exit_code=code)) == said

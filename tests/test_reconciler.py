@@ -7,18 +7,24 @@ killed worker's job is the reconciler and nothing else.
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import shutil
 import signal
 import subprocess
 import time
+import uuid
+import zipfile
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import dramatiq
 import pytest
 import time_machine
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 
@@ -397,3 +403,105 @@ def test_a_batch_whose_queued_jobs_were_lost_with_redis_finishes_once_a_worker_s
     assert set(batch.jobs.values_list("status", flat=True)) == {JobStatus.SUCCEEDED}
     assert set(batch.jobs.values_list("attempts", flat=True)) == {1}  # none ran twice
     assert Execution.objects.filter(success=True).count() == 3
+
+
+# --- import uploads ---------------------------------------------------------------------------
+
+TRANSCRIPT = Path(__file__).parent / "fixtures" / "transcripts" / "spotter__tool_heavy.jsonl"
+
+
+UPLOADING = RECONCILING | {"COLLECTION_LEASE_SECONDS": "15"}
+
+
+def many_sessions(n: int) -> bytes:
+    """A zip of `n` Claude Code transcripts, each its own session (a big upload)."""
+    text = TRANSCRIPT.read_text()
+    (session_id,) = set(re.findall(r'"sessionId":"([^"]+)"', text))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for n_file in range(n):
+            other = str(uuid.UUID(int=n_file + 1))
+            zf.writestr(f"project/{other}.jsonl", text.replace(session_id, other))
+    return buf.getvalue()
+
+
+def imported() -> int:
+    return Execution.objects.filter(source="imported").count()
+
+
+def test_an_upload_whose_worker_is_killed_mid_import_is_imported_again_once(
+    redis_broker, admin_user, client
+):
+    from collection.models import ImportUpload
+
+    sessions = 600
+    client.force_login(admin_user)
+    archive = SimpleUploadedFile("big.zip", many_sessions(sessions))
+    assert client.post(reverse("collection-import-list"), {"file": archive}).status_code == 302
+    upload = ImportUpload.objects.get()
+    # On SQLite a batch of the import holds the write lock, which its lease renewal waits for:
+    # a lease longer than a batch (60 s by default; 4 s elsewhere in these tests).
+    first = start_worker(**UPLOADING)
+    # Killed once part of it is stored (a batch of sessions is committed at a time).
+    mid_import = wait_for(lambda: imported() > 0, 90)
+    os.killpg(first.pid, signal.SIGKILL)
+    output = first.communicate()[0]
+    assert mid_import, output
+    killed_at, stored_before = time.monotonic(), imported()
+    upload.refresh_from_db()
+    assert (upload.status, upload.attempts) == (JobStatus.RUNNING, 1)
+    assert 0 < stored_before < sessions, "the import ended before the kill: make it bigger"
+
+    second = start_worker(**UPLOADING)
+    try:
+        done = wait_for(lambda: ImportUpload.objects.get(pk=upload.pk).is_finished, 180)
+        took = time.monotonic() - killed_at
+    finally:
+        output = stop_worker(second)
+    assert done, output
+    print(f"upload killed after {stored_before} sessions: imported again, done {took:.1f} s later")
+    upload.refresh_from_db()
+    assert (upload.status, upload.attempts, upload.lease_expires_at) == (
+        JobStatus.SUCCEEDED,
+        2,
+        None,
+    ), upload.error
+    assert imported() == sessions  # each session once: what the first attempt stored is known
+    keys = list(Execution.objects.values_list("session_id", flat=True))
+    assert len(keys) == len(set(keys)) == sessions
+    assert upload.report["imported"] + upload.report["skipped"] + upload.report["updated"] == (
+        sessions
+    )
+    assert dead_letters(redis_broker, "imports") == 0
+
+
+def lapsed_upload(attempts: int) -> Any:
+    from collection.models import ImportUpload
+
+    upload = ImportUpload.objects.create(file_name="s.jsonl", path="gone/s.jsonl")
+    upload.acquire("dead-worker")
+    ImportUpload.objects.filter(pk=upload.pk).update(
+        attempts=attempts, lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    return upload
+
+
+def test_a_pass_queues_again_an_upload_whose_worker_died_or_fails_it_out_of_attempts(
+    redis_broker, settings
+):
+    from collection.models import ImportUpload
+
+    settings.COLLECTION_MAX_ATTEMPTS = 2
+    again, used_up = lapsed_upload(attempts=1), lapsed_upload(attempts=2)
+    live = ImportUpload.objects.create(file_name="l.jsonl", path="live/l.jsonl")
+    live.acquire("a-live-worker")
+
+    done = reconciler.reconcile()
+    assert (done["requeued"], done["failed"]) == (1, 1)
+    again.refresh_from_db()
+    used_up.refresh_from_db()
+    assert (again.status, again.lease_owner) == (JobStatus.QUEUED, "")
+    assert reconciler.held_job_ids(ImportUpload.queue_name, ImportUpload.actor_name) == {again.pk}
+    assert used_up.status == JobStatus.FAILED
+    assert used_up.error.startswith("gave up after 2 attempts: each time, its worker stopped")
+    assert ImportUpload.objects.get(pk=live.pk).status == JobStatus.RUNNING

@@ -185,3 +185,26 @@ def test_an_unknown_action_is_404_and_a_get_is_405(client, admin_user):
     assert client.post(f"/jobs/{job.pk}/explode/").status_code == 404
     assert client.get(f"/jobs/{job.pk}/cancel/").status_code == 405
     assert client.get("/jobs/999/").status_code == 404
+
+
+def test_the_list_says_when_the_dead_letters_cannot_be_read(client, viewer):
+    import socket
+
+    import dramatiq
+    import redis
+    from dramatiq.brokers.redis import RedisBroker
+
+    with socket.socket() as free:  # a port nothing listens on: a Redis that is down
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    down = RedisBroker(client=redis.Redis(port=port, socket_connect_timeout=1), middleware=[])
+    job = make_job()
+    previous = dramatiq.broker.global_broker
+    dramatiq.set_broker(down)
+    try:
+        client.force_login(viewer)
+        page = client.get("/jobs/")
+    finally:
+        dramatiq.broker.global_broker = previous
+    assert page.status_code == 200 and f'href="/jobs/{job.pk}/"' in page.content.decode()
+    assert "The dead-letter queue could not be read: Redis at" in page.content.decode()

@@ -167,7 +167,11 @@ TEMPLATES = [
 def _database() -> dj_database_url.DBConfig:
     url = os.environ.get("DATABASE_URL", "")
     if url:
-        return dj_database_url.parse(url, conn_max_age=env_int("CONN_MAX_AGE", 60))
+        # Health checks: after a database restart, a worker thread's kept connection is replaced
+        # before its first query instead of failing it once.
+        return dj_database_url.parse(
+            url, conn_max_age=env_int("CONN_MAX_AGE", 60), conn_health_checks=True
+        )
     # SQLite in WAL mode lets the web process read while a worker writes.
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     return {

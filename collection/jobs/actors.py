@@ -6,18 +6,30 @@ Actors import services, never the reverse: services queue their jobs by actor na
 
 from __future__ import annotations
 
+import logging
+
 import dramatiq
 
 from collection.importers.watch import DEFAULT_INTERVAL, scan_configured
-from collection.jobs import reconciler
-from collection.jobs.runner import run_job
+from collection.jobs import dead_letters, reconciler
+from collection.jobs.runner import leased, run_job
 from collection.jobs.uploads import run_import_upload
-from collection.models import CollectionJob, ImportUpload, TrainingExample
+from collection.models import (
+    CollectionJob,
+    IllegalTransition,
+    ImportUpload,
+    TrainingExample,
+    this_thread,
+)
 from collection.scoring import rescore
 from trainingdash.broker import setup_broker
 
-# Every worker process loads this module: each runs the reconciler (collection.jobs.reconciler).
+log = logging.getLogger(__name__)
+
+# Every worker process loads this module: each runs the reconciler (collection.jobs.reconciler)
+# and keeps the error of each message it dead-letters (collection.jobs.dead_letters).
 reconciler.install(setup_broker())
+dead_letters.install(setup_broker())
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3, time_limit=30 * 60 * 1000)
@@ -40,7 +52,12 @@ def run_collection_job(job_id: int) -> None:
     time_limit=6 * 60 * 60 * 1000,
 )
 def import_upload(upload_id: int) -> None:
-    run_import_upload(upload_id)
+    with leased(ImportUpload, upload_id, this_thread()):
+        try:
+            run_import_upload(upload_id)
+        except IllegalTransition:
+            # Ended by another attempt meanwhile: one of the two had its lease lapse (paused).
+            log.warning("import upload %s: ended by another attempt; left as it is", upload_id)
 
 
 @dramatiq.actor(queue_name=ImportUpload.queue_name, max_retries=0, time_limit=30 * 60 * 1000)

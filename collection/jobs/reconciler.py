@@ -8,7 +8,9 @@ each leaves rows saying "running" or "queued" that no message will ever move. Ea
 
 - a running job whose lease lapsed (its worker is gone) is queued again for its next attempt,
   which empties its execution first (nothing is stored twice); it fails once it has used up
-  `COLLECTION_MAX_ATTEMPTS`, and ends cancelled when a cancel was asked (`runner.revive`);
+  `COLLECTION_MAX_ATTEMPTS`, and ends cancelled when a cancel was asked (`runner.revive`).
+  So is an import upload (its actor renews its lease while it imports; what a killed import
+  stored is known to the next one and not stored again);
 - a queued job whose message the broker no longer holds (lost with a Redis that does not
   persist, or stranded in a dead worker's hands) for a whole period is sent again;
 - an execution left open by a job that has ended is closed;

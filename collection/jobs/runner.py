@@ -8,8 +8,11 @@ limits, can be cancelled while it runs, and is retried only when a retry can hel
 (owner + expiry, renewed while running; see `CollectionJob.acquire`) means a redelivered
 message never runs a job that another worker is running; a job whose worker died is taken over
 when its lease lapses, re-running into the same execution so there is never a second execution
-or example. What a job kind runs is its collector's business (`collection.jobs.collectors`);
-owners of jobs such as batches add their rules through `JobHooks`, registered at start-up.
+or example; a worker that wakes after its lease lapsed (paused, suspended) writes nothing more
+into it (`LeasedControl`). A database restart under a running job keeps a finished session's
+end (retried on a fresh connection); a session it cut short runs again, counted as an attempt.
+What a job kind runs is its collector's business (`collection.jobs.collectors`); owners of
+jobs such as batches add their rules through `JobHooks`, registered at start-up.
 """
 
 from __future__ import annotations
@@ -19,16 +22,25 @@ import logging
 import os
 import re
 import shutil
+import signal
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from claude_agent_sdk import AgentDefinition, ClaudeAgentOptions, SystemMessage, ToolUseBlock
+from claude_agent_sdk import (
+    AgentDefinition,
+    ClaudeAgentOptions,
+    ProcessError,
+    SystemMessage,
+    ToolUseBlock,
+)
 from django import db
 from django.conf import settings
 from django.db import DatabaseError, transaction
@@ -42,6 +54,7 @@ from collection.models import (
     IllegalTransition,
     JobKind,
     JobStatus,
+    LeasedJob,
     Task,
     TaskStatus,
     gave_up,
@@ -111,6 +124,51 @@ def renew(job_id: int, owner: str, progress: dict[str, Any]) -> str:
 LEASE_LOST = "stopped: its lease lapsed and another worker took the job over"
 
 
+@dataclass
+class LeasedControl(SessionControl):
+    """A job's session control: the session writes to its execution only while `owner` holds
+    the job's lease. A worker paused past its lease (a VM suspended, a long GC) that wakes
+    after another worker took the job over then writes nothing into the execution the new
+    attempt is filling; it only stops."""
+
+    job_id: int = 0
+    owner: str = ""
+
+    def may_write(self) -> bool:
+        """Whether our lease still holds; called in the write's transaction, it locks the job's
+        row until that commits, so a takeover (which empties the execution) waits for it."""
+        held = CollectionJob.objects.select_for_update().filter(
+            pk=self.job_id, lease_owner=self.owner, status=JobStatus.RUNNING
+        )
+        return bool(list(held.values_list("pk", flat=True)))
+
+
+@contextmanager
+def leased(model: type[LeasedJob], pk: int, owner: str) -> Iterator[None]:
+    """Renew `owner`'s lease on job `pk` of `model` while the block runs, for a leased job that
+    is not a session (an import upload): a thread extends it every quarter of a lease."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(max(1.0, lease_seconds() / 4)):
+            expires = timezone.now() + timedelta(seconds=lease_seconds())
+            held = model._default_manager.filter(pk=pk, lease_owner=owner, status=JobStatus.RUNNING)
+            try:
+                held.update(lease_expires_at=expires)
+            except DatabaseError:
+                log.warning("%s %s: could not renew its lease", model.__name__, pk, exc_info=True)
+            finally:
+                db.connection.close()  # this thread's
+
+    thread = threading.Thread(target=beat, name=f"lease-{pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 # --- running -----------------------------------------------------------------------------------
 
 
@@ -149,23 +207,54 @@ def _run(job: CollectionJob, owner: str, on_message: Callable[[Any], None] | Non
         else:
             outcome = _session(job, owner, progress, on_message)
     except DatabaseError as exc:
-        # The lease lapses and the job is taken over once the database is back.
+        # The session could not be stored (the database went away under it): the lease
+        # lapses and the job is taken over, its execution emptied, once the database is back.
         raise JobError(f"job {job.pk}: database unavailable: {exc}", retryable=True) from exc
     except Exception as exc:  # noqa: BLE001 - anything else fails the job, with the reason
         outcome = Outcome(TaskStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
     try:
-        if outcome is None:
-            job.finish(owner=owner, progress=progress)
-        elif outcome.status == TaskStatus.CANCELLED:
-            job.cancel(outcome.error, owner=owner, progress=progress)
-        else:
-            job.fail(outcome.error, owner=owner, progress=progress)
+        # The session is over: its end is kept through a database restart, not run again.
+        _while_database_returns(job, lambda: _end(job, owner, outcome, progress))
+        if outcome is not None:
+            _while_database_returns(
+                job, lambda: close_execution(job.execution, outcome.status, outcome.error)
+            )
     except IllegalTransition:
-        log.warning("job %s: lease lost to %s; leaving the job to it", job.pk, job.lease_owner)
+        log.warning("job %s: %s (now %s)", job.pk, LEASE_LOST_LOG, job.lease_owner or "queued")
         return False
-    if outcome is not None:
-        close_execution(job.execution, outcome.status, outcome.error)
+    except DatabaseError as exc:
+        raise JobError(f"job {job.pk}: database unavailable: {exc}", retryable=True) from exc
     return True
+
+
+LEASE_LOST_LOG = "lease lost to another worker; leaving the job to it"
+
+
+def _end(job: CollectionJob, owner: str, outcome: Outcome | None, progress: dict[str, Any]) -> None:
+    """Move the job to its final state; `IllegalTransition` when our lease was lost."""
+    if outcome is None:
+        job.finish(owner=owner, progress=progress)
+    elif outcome.status == TaskStatus.CANCELLED:
+        job.cancel(outcome.error, owner=owner, progress=progress)
+    else:
+        job.fail(outcome.error, owner=owner, progress=progress)
+
+
+def _while_database_returns(job: CollectionJob, action: Callable[[], None]) -> None:
+    """Do `action`, again on a fresh connection while the database is unavailable (restarted,
+    failing over), for as long as a lease lasts; then its `DatabaseError` is raised."""
+    deadline = time.monotonic() + lease_seconds()
+    delay = 0.25
+    while True:
+        try:
+            return action()
+        except DatabaseError:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("job %s: database unavailable; trying again", job.pk, exc_info=True)
+        db.connection.close()  # a broken connection is not reused
+        time.sleep(delay)
+        delay = min(delay * 2, 4.0)
 
 
 def _session(
@@ -368,7 +457,7 @@ async def _collect(
         if listener:
             listener(message)
 
-    control = SessionControl()
+    control = LeasedControl(job_id=job.pk, owner=owner)
     run = JobRun(task, spec, options, execution, control, on_message)
     work = asyncio.create_task(collector_for(job.kind).collect(run))
 
@@ -388,14 +477,29 @@ async def _collect(
         if control.stopping is None:
             raise  # we are being cancelled ourselves
         return control.stopping
+    except DatabaseError:
+        raise  # not the session's failure: the job runs again once the database is back
     except Exception as exc:  # the session crashed: its execution says how
-        return Outcome(TaskStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000])
+        return Outcome(TaskStatus.FAILED, error=describe_crash(exc)[:2000])
     finally:
         timer.cancel()
         watcher.cancel()
     if result.outcome.infrastructure:  # nothing the agent did: the job failed, not the agent
         return replace(result.outcome, status=TaskStatus.FAILED)
     return control.stopping
+
+
+def describe_crash(exc: Exception) -> str:
+    """Why a session crashed, in words: a CLI that exited on a signal says which ("the Claude
+    Code CLI was stopped by SIGTERM (exit code 143)"), not only its exit code."""
+    text = f"{type(exc).__name__}: {exc}"
+    code = exc.exit_code if isinstance(exc, ProcessError) else None
+    # A signal kills a child as -N (asyncio's returncode); a CLI that handles it exits 128 + N.
+    number = -code if code is not None and code < 0 else (code or 0) - 128
+    if number not in set(signal.Signals):
+        return text
+    name = signal.Signals(number).name
+    return f"the Claude Code CLI was stopped by {name} (exit code {code})"
 
 
 def claude_env(config_dir: Path, timeout_s: float) -> dict[str, str]:

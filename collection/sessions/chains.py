@@ -162,7 +162,8 @@ class ConversationChainCollector(TrainingDataCollector):
                 )
             except (Exception, asyncio.CancelledError) as exc:
                 # The step is closed; the chain's execution is finished here, then re-raise.
-                await asyncio.shield(self.finalize(execution, _interrupted(step, exc, session)))
+                ended = _interrupted(step, exc, session)
+                await asyncio.shield(self.finalize(execution, ended, session.get("control")))
                 raise
             execution, results[step.name] = done.execution, done.result_text
             if done.outcome.status != TaskStatus.COMPLETED:
@@ -178,7 +179,7 @@ class ConversationChainCollector(TrainingDataCollector):
             outcome.verifier = await self.verify(execution, options)
             outcome.success = outcome.verifier.passed if outcome.verifier else True
         outcome.metrics = {"chain": chain.model_dump(mode="json")}
-        example = await self.finalize(execution, outcome)
+        example = await self.finalize(execution, outcome, session.get("control"))
         return SessionResult(execution, outcome, example, done.result_text if done else "")
 
 

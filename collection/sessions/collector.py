@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from claude_agent_sdk import ClaudeAgentOptions, ResultError, query
 from django import db
+from django.db import transaction
 
 from collection.lifecycle import Outcome, finish, open_execution, set_step_metrics
 from collection.models import Execution, Source, Task, TaskStatus, TrainingExample
@@ -94,6 +95,19 @@ class SessionControl:
     session's task; the execution is closed once, with that reason."""
 
     stopping: Outcome | None = None
+
+    def may_write(self) -> bool:
+        """Whether the session may still write (checked in each write's transaction): a job
+        runner says no once its lease is lost, and the session then writes nothing more."""
+        return True
+
+
+def fenced(control: SessionControl | None, fn: Callable[..., T], *args: Any) -> T | None:
+    """`fn(*args)` in one transaction with `control.may_write()`; nothing when it says no."""
+    with transaction.atomic():
+        if control is not None and not control.may_write():
+            return None
+        return fn(*args)
 
 
 class TrainingDataCollector:
@@ -167,12 +181,14 @@ class TrainingDataCollector:
             await stream.aclose()
             await run.close()
 
-    async def finalize(self, execution: Execution, outcome: Outcome) -> TrainingExample | None:
+    async def finalize(
+        self, execution: Execution, outcome: Outcome, control: SessionControl | None = None
+    ) -> TrainingExample | None:
         """Close an execution with an outcome, score it and make its training example (none
-        for an infrastructure failure)."""
-        example = await asyncio.to_thread(
-            in_fresh_connection, _finish_fresh, execution, outcome, self.quality_scorer
-        )
+        for an infrastructure failure); nothing when `control` says the session may no longer
+        write."""
+        closing = partial(_finish_fresh, execution, outcome, self.quality_scorer)
+        example = await asyncio.to_thread(in_fresh_connection, fenced, control, closing)
         self.last_example = example
         return example
 
@@ -236,7 +252,7 @@ class _SessionRun:
             async for message in messages:
                 # Written in order on the session's DB thread while the agent goes on; the
                 # consumer doesn't wait for the database (drained before judging).
-                write = partial(self.recorder.record, to_payload(message))
+                write = partial(fenced, self.control, self.recorder.record, to_payload(message))
                 self._writes.append(loop.run_in_executor(self._db, write))
                 if self.on_message:
                     self.on_message(message)
@@ -301,10 +317,20 @@ class _SessionRun:
             example = None
             if self.finalize:
                 scorer = self.collector.quality_scorer
-                close = self._call(_finish_fresh, execution, self.outcome, scorer)
+                close = self._call(
+                    fenced, self.control, _finish_fresh, execution, self.outcome, scorer
+                )
                 example = await asyncio.shield(close)
             else:
-                close = self._call(_close_step, execution, self.step, self.outcome, self.prompt)
+                close = self._call(
+                    fenced,
+                    self.control,
+                    _close_step,
+                    execution,
+                    self.step,
+                    self.outcome,
+                    self.prompt,
+                )
                 await asyncio.shield(close)
             self.result = SessionResult(execution, self.outcome, example, text)
             if self.finalize:

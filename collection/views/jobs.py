@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from collection.jobs import dead_letters
 from collection.jobs.collections import can_retry, cancel_collection, retry_collection
 from collection.models import CollectionJob, IllegalTransition, JobStatus
 from collection.roles import MANAGE_JOBS, require_perm
@@ -44,6 +45,7 @@ def job_list(request: HtmxHttpRequest) -> HttpResponse:
         "status": request.GET.get("status", ""),
         "task": request.GET.get("task", ""),
         "statuses": JobStatus.choices,
+        "dead": dead_letters.read(),
     }
     return render(request, "collection/job_list.html", context)
 
