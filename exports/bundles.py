@@ -14,8 +14,9 @@ filters and seed give byte-identical data files, and a byte-identical zip around
 the manifest's own fields (its creation time) are the same.
 
 Export jobs build on the worker's own disk (`work_dir()`) and save the finished zip to the
-`exports` storage (settings.STORAGES: DATA_DIR/exports by default, any Django storage backend by
-setting), which the web process reads: web and workers may run on different machines.
+`exports` storage (one of the shared stores of `trainingdash.storage`: DATA_DIR/exports by default,
+any Django storage backend by setting), which the web process reads: web and workers may run on
+different machines.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ from exports.huggingface import DatasetExport, export_dataset
 from exports.options import ExportOptions
 from exports.pipeline import ExportResult, run_export
 
+# Re-exported from its first home: settings may still name exports.bundles.DataFolderStorage.
+from trainingdash.storage import DataFolderStorage as DataFolderStorage
+
 SCHEMA_VERSION = 1
 HUGGINGFACE = "huggingface"
 # Zip entries carry this timestamp (the earliest a zip can hold): no build time in the bytes.
@@ -62,23 +66,6 @@ class Bundle:
     size: int
     manifest: dict[str, Any]
     counts: dict[str, Any] = field(default_factory=dict)
-
-
-class DataFolderStorage(FileSystemStorage):
-    """A FileSystemStorage on `folder` inside DATA_DIR, looked up when used, so that it follows
-    DATA_DIR wherever that is set (a command's environment, a test's settings)."""
-
-    def __init__(self, folder: str = "exports", **options: Any) -> None:
-        super().__init__(**options)
-        self.folder = folder
-
-    @property
-    def base_location(self) -> str:
-        return os.path.join(settings.DATA_DIR, self.folder)
-
-    @property
-    def location(self) -> str:
-        return os.path.abspath(self.base_location)
 
 
 def bundle_storage() -> Storage:

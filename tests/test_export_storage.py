@@ -26,7 +26,7 @@ from exports.jobs import bundle_name, prune_expired, run_export_job
 from exports.models import ExportJob
 from exports.options import ExportOptions
 from tests.factories import make_example, make_execution, make_task, make_trajectory
-from trainingdash.settings import _export_storage
+from trainingdash.settings import _export_storage, _shared_storage
 
 pytestmark = pytest.mark.django_db
 
@@ -147,7 +147,11 @@ def test_a_bundle_that_fails_to_save_leaves_nothing_stored_and_the_job_failed(se
 
 def test_the_export_storage_is_the_data_folder_unless_a_backend_is_set(monkeypatch):
     monkeypatch.delenv("TRAININGDASH_EXPORT_STORAGE", raising=False)
-    assert _export_storage()["BACKEND"] == "exports.bundles.DataFolderStorage"
+    monkeypatch.delenv("TRAININGDASH_SHARED_STORAGE", raising=False)
+    assert _export_storage() == {
+        "BACKEND": "trainingdash.storage.DataFolderStorage",
+        "OPTIONS": {"folder": "exports"},
+    }
     monkeypatch.setenv("TRAININGDASH_EXPORT_STORAGE", "storages.backends.s3.S3Storage")
     monkeypatch.setenv("TRAININGDASH_EXPORT_STORAGE_OPTIONS", '{"bucket_name": "exports"}')
     assert _export_storage() == {
@@ -158,6 +162,33 @@ def test_the_export_storage_is_the_data_folder_unless_a_backend_is_set(monkeypat
         monkeypatch.setenv("TRAININGDASH_EXPORT_STORAGE_OPTIONS", bad)
         with pytest.raises(ImproperlyConfigured, match="TRAININGDASH_EXPORT_STORAGE_OPTIONS"):
             _export_storage()
+
+
+def test_one_shared_storage_setting_backs_exports_templates_and_uploads(monkeypatch):
+    monkeypatch.delenv("TRAININGDASH_EXPORT_STORAGE", raising=False)
+    assert _shared_storage("uploads") == {
+        "BACKEND": "trainingdash.storage.DataFolderStorage",
+        "OPTIONS": {"folder": "uploads"},
+    }
+    monkeypatch.setenv("TRAININGDASH_SHARED_STORAGE", "storages.backends.s3.S3Storage")
+    monkeypatch.setenv(
+        "TRAININGDASH_SHARED_STORAGE_OPTIONS", '{"bucket_name": "team", "location": "td/"}'
+    )
+    s3 = {"BACKEND": "storages.backends.s3.S3Storage"}
+    assert _export_storage() == s3 | {"OPTIONS": {"bucket_name": "team", "location": "td/exports"}}
+    assert _shared_storage("uploads") == s3 | {
+        "OPTIONS": {"bucket_name": "team", "location": "td/uploads"}
+    }
+    monkeypatch.setenv("TRAININGDASH_SHARED_STORAGE_OPTIONS", "")  # no location: a top prefix
+    assert _shared_storage("uploaded-templates")["OPTIONS"] == {"location": "uploaded-templates"}
+    monkeypatch.setenv("TRAININGDASH_EXPORT_STORAGE", "django.core.files.storage.InMemoryStorage")
+    assert _export_storage() == {  # the exports' own setting still wins
+        "BACKEND": "django.core.files.storage.InMemoryStorage",
+        "OPTIONS": {},
+    }
+    monkeypatch.setenv("TRAININGDASH_SHARED_STORAGE_OPTIONS", "[1]")
+    with pytest.raises(ImproperlyConfigured, match="TRAININGDASH_SHARED_STORAGE_OPTIONS"):
+        _shared_storage("uploads")
 
 
 def test_the_default_storage_follows_the_data_folder(settings, tmp_path):

@@ -12,7 +12,7 @@ import io
 import json
 import os
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -189,8 +189,9 @@ def test_an_uploaded_file_lands_in_a_generated_folder_whatever_its_name(
     # data/, data/uploads/, data/uploads/<32 hex>/, and the file itself, nothing else
     assert all(p.startswith("data") for p in created), created
     for upload in ImportUpload.objects.all():
-        folder = Path(upload.path)
-        assert folder.parent == settings.DATA_DIR / "uploads" and len(folder.name) == 32
+        hex_name, file_name = PurePosixPath(upload.path).parts  # a name in the uploads store
+        folder = settings.DATA_DIR / "uploads" / hex_name
+        assert len(hex_name) == 32 and file_name == upload.file_name
         assert [p.parent for p in folder.iterdir()] == [folder]
         assert "/" not in upload.file_name and "\x00" not in upload.file_name
 

@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from django.core.files.storage import storages
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from collection.jobs.uploads import run_import_upload
@@ -42,6 +43,7 @@ def test_a_reviewer_uploads_a_transcript_and_reads_the_report(
     record = ImportUpload.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/imports/{record.pk}/"
     assert record.status == JobStatus.QUEUED and record.size == len(content)
+    assert storages["uploads"].exists(record.path) and record.path.endswith("/short.jsonl")
 
     polled = client.get(f"/imports/{record.pk}/", headers={"HX-Request": "true"})
     assert polled.status_code == 200 and b"every 2s" in polled.content
@@ -49,7 +51,7 @@ def test_a_reviewer_uploads_a_transcript_and_reads_the_report(
     assert record.status == JobStatus.SUCCEEDED
     assert record.report["imported"] == 1 and record.report["errors"] == []
     assert record.report["sessions"][0]["file"] == "short.jsonl"
-    assert not Path(record.path).exists()  # the uploaded copy is removed after the import
+    assert not storages["uploads"].exists(record.path)  # removed from the store after the import
     assert Execution.objects.filter(source="imported").count() == 1
     polled = client.get(f"/imports/{record.pk}/", headers={"HX-Request": "true"})
     assert polled.status_code == 286 and b'id="import-imported">1<' in polled.content
@@ -127,3 +129,29 @@ def test_an_upload_with_no_transcript_lists_the_skipped_file_and_why(
     page = client.get(f"/imports/{record.pk}/").content.decode()
     assert "Skipped files" in page and "package.json: not a transcript" in page
     assert 'id="import-ignored-count">1<' in page
+
+
+def test_an_upload_stored_by_the_web_is_imported_by_a_worker_with_another_data_folder(
+    client, reviewer, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    shared, web, worker = tmp_path / "shared", tmp_path / "web", tmp_path / "worker"
+    backend = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    settings.STORAGES = settings.STORAGES | {"uploads": backend | {"OPTIONS": {"location": shared}}}
+    settings.DATA_DIR = web
+    client.force_login(reviewer)
+    good = (FIXTURES / "spotter__tool_heavy.jsonl").read_bytes()
+    archive = zip_bytes({"proj/a.jsonl": good, "proj/package.json": b'{"name": "x"}'})
+    post(client, upload_of("projects.zip", archive), django_capture_on_commit_callbacks)
+    record = ImportUpload.objects.get()
+    folder, name = record.path.split("/")
+    assert len(folder) == 32 and name == "projects.zip"
+    assert (shared / record.path).read_bytes() == archive  # stored as uploaded, nothing unpacked
+    assert not web.exists()  # nothing kept in the web's own data folder
+
+    settings.DATA_DIR = worker
+    done = run_import_upload(record.pk)
+    assert done is not None and done.status == JobStatus.SUCCEEDED, record.error
+    assert done.report["imported"] == 1
+    assert done.report["sessions"][0]["file"] == "proj/a.jsonl"
+    assert [entry["file"] for entry in done.report["ignored"]] == ["proj/package.json"]
+    assert list(shared.iterdir()) == []  # the upload and its generated folder are gone

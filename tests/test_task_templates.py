@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from collection.jobs.runner import create_job, run_job
-from collection.models import AgentRole, Difficulty, JobStatus
+from collection.models import AgentRole, Difficulty, JobStatus, TrainingExample
 from collection.schema import TaskDefinition
-from collection.scripted_model.script import parse_script, plan
+from collection.scripted_model.script import parse_script, plan, session_salt
+from collection.sessions.spec import TemplateRef
 from collection.task_templates import (
     BUILTIN_DIR,
     CATEGORIES,
@@ -20,8 +22,11 @@ from collection.task_templates import (
     TaskTemplateLibrary,
     TemplateError,
     add_user_template,
+    load_template,
+    resolve_spec,
 )
 from collection.task_templates.authoring import edit_steps
+from collection.task_templates.store import fetch, store_template, stored_template
 
 # SQLite pass only: templates, verifiers and scripts are the same on any database.
 pytestmark = pytest.mark.backend_independent
@@ -129,8 +134,10 @@ def test_variation_knobs_give_a_genuine_spread_of_outcomes(django_capture_on_com
     knobs = {"wander": 0.3, "tool_error": 0.5, "give_up": 0.5}
 
     def planned(seed: int) -> list[tuple[str, str | None]]:
-        script = parse_script(template.job_spec(seed, variation=knobs).script)
-        return [(step.kind, step.tool) for step in plan(script, str(seed))]
+        # The script as the worker plays it (filled on this machine), with the policy's salt.
+        script = resolve_spec(template.job_spec(seed, variation=knobs)).script
+        steps = plan(parse_script(script), session_salt(seed, script))
+        return [(step.kind, step.tool) for step in steps]
 
     plans = {seed: planned(seed) for seed in range(40)}
     gives_up = next(seed for seed, steps in plans.items() if ("give_up", None) in steps)
@@ -168,14 +175,23 @@ def test_a_session_job_spec_plays_the_script_with_the_difficulty_default_knobs()
     template = LIBRARY.get("fix_failing_median")
     spec = template.job_spec(seed=7)
     assert template.job_kind == "session" and spec.seed == 7 and spec.backend == "scripted"
-    assert spec.prompt == template.prompt and spec.verifier == template.verifier
-    assert spec.workspace == str(template.workspace_dir)
+    assert spec.prompt == template.prompt and spec.verifier == template.manifest.verifier
+    # It names its template and keeps the placeholders: no path of this machine is stored.
+    assert spec.workspace is None
+    assert spec.template == TemplateRef(name="fix_failing_median", builtin=True)
+    assert str(BUILTIN_DIR) not in spec.model_dump_json()
+    assert sys.executable not in spec.model_dump_json()
     assert {"Read", "Edit", "Bash", "Glob", "Grep"} <= set(spec.allowed_tools)
     # Whether it fails is the calibration's plan, not the give_up knob's.
     assert spec.script["variation"] == template.variation.model_dump() | {"give_up": 0.0}
     assert spec.script.get("outcome", "success") == template.planned_outcome(7)
+    assert all(c.startswith("{python} ") for c in bash_commands(spec.script))
+    # The worker fills them with its own paths right before the session.
+    resolved = resolve_spec(spec)
+    assert resolved.workspace == str(template.workspace_dir)
+    assert resolved.verifier == template.verifier
     assert all(
-        "{python}" not in c and c.startswith(sys.executable) for c in bash_commands(spec.script)
+        "{python}" not in c and c.startswith(sys.executable) for c in bash_commands(resolved.script)
     )
     straight = template.job_spec(variation={}).script
     assert straight["variation"] == {
@@ -209,7 +225,9 @@ def test_a_multi_agent_job_spec_defines_its_agents_and_may_delegate():
         "qa",
     ]
     assert all(d["subagent"]["variation"] == spec.script["variation"] for d in delegations)
-    assert all("{python}" not in c for c in bash_commands(spec.script))
+    stored, filled = bash_commands(spec.script), bash_commands(resolve_spec(spec).script)
+    assert stored and all(c.startswith("{python} ") for c in stored)  # sub-agents' too
+    assert len(filled) == len(stored) and all(c.startswith(sys.executable) for c in filled)
 
 
 def test_a_chain_job_spec_carries_one_script_per_step():
@@ -221,9 +239,12 @@ def test_a_chain_job_spec_carries_one_script_per_step():
         assert step.extra["script"]["variation"]["give_up"] == 0.5
         assert "Glob" in step.allowed_tools
     assert "Edit" not in spec.chain.steps[0].allowed_tools
-    assert all(
-        "{python}" not in c for s in spec.chain.steps for c in bash_commands(s.extra["script"])
-    )
+    stored = [c for s in spec.chain.steps for c in bash_commands(s.extra["script"])]
+    assert stored and all(c.startswith("{python} ") for c in stored)  # filled by the worker
+    resolved = resolve_spec(spec).chain
+    assert resolved is not None
+    filled = [c for s in resolved.steps for c in bash_commands(s.extra["script"])]
+    assert all(c.startswith(sys.executable) for c in filled) and len(filled) == len(stored)
 
 
 # --- user templates ----------------------------------------------------------------------------
@@ -367,6 +388,97 @@ def test_add_user_template_refuses_a_builtin_name_and_symlinks(tmp_path):
     with pytest.raises(TemplateError, match="symbolic link"):
         add_user_template(linked, tmp_path / "templates")
     assert not (tmp_path / "templates").exists()
+
+
+# --- uploaded templates in the shared store, and jobs that name their template -----------------
+
+
+def use_shared_store(settings, folder: Path) -> None:
+    backend = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    settings.STORAGES = settings.STORAGES | {
+        "templates": backend | {"OPTIONS": {"location": folder}}
+    }
+
+
+def test_a_stored_template_is_fetched_into_each_data_folder_once_per_digest(settings, tmp_path):
+    use_shared_store(settings, tmp_path / "shared")
+    source = user_template(tmp_path / "src", "stored_median")
+    digest = store_template(load_template(source))
+    assert store_template(load_template(source)) == digest  # the same files: the same zip
+    settings.DATA_DIR = tmp_path / "worker"
+    cache = tmp_path / "worker" / "cache" / "templates"
+    with ThreadPoolExecutor(4) as pool:  # processes fetching at once share one whole copy
+        roots = set(pool.map(lambda _: fetch("stored_median", digest), range(8)))
+    assert roots == {cache / digest} and [p.name for p in cache.iterdir()] == [digest]
+
+    edit_manifest(source, lambda m: m.update(title="Changed"))
+    changed = store_template(load_template(source))
+    assert changed != digest
+    assert stored_template("stored_median", changed).title == "Changed"  # fetched anew
+    assert stored_template("stored_median", digest).title != "Changed"
+    assert sorted(p.name for p in cache.iterdir()) == sorted([digest, changed])
+
+
+def test_a_corrupt_stored_template_is_a_library_error_and_not_loaded(settings, tmp_path):
+    use_shared_store(settings, tmp_path / "shared")
+    settings.DATA_DIR = tmp_path / "data"
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / f"broken.{'0' * 64}.zip").write_bytes(b"PK\x03\x04 not this")
+    library = TaskTemplateLibrary.load()
+    assert "broken" not in {t.name for t in library}
+    [error] = library.errors
+    assert f"broken.{'0' * 64}.zip is corrupt" in str(error)
+    assert not (tmp_path / "data" / "cache" / "templates" / ("0" * 64)).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_of_a_stored_template_runs_from_the_workers_own_copy(
+    settings, tmp_path, django_capture_on_commit_callbacks
+):
+    use_shared_store(settings, tmp_path / "shared")
+    settings.DATA_DIR = tmp_path / "web"
+    digest = store_template(load_template(user_template(tmp_path / "src", "stored_median")))
+    template = stored_template("stored_median", digest)
+    spec = template.job_spec(variation={})
+    assert spec.template == TemplateRef(name="stored_median", digest=digest)
+    assert str(tmp_path) not in spec.model_dump_json()
+
+    settings.DATA_DIR = tmp_path / "worker"
+    job = run_template(template, django_capture_on_commit_callbacks, variation={})
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.execution.success is True
+    assert (tmp_path / "worker" / "cache" / "templates" / digest / "debugging").is_dir()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_stored_with_absolute_paths_before_references_still_runs(
+    django_capture_on_commit_callbacks,
+):
+    template = LIBRARY.get("fix_failing_median")
+    spec = resolve_spec(template.job_spec(variation={})).model_copy(update={"template": None})
+    assert spec.workspace == str(template.workspace_dir)
+    task = template.task_definition().get_or_create_task()
+    with django_capture_on_commit_callbacks(execute=False):
+        queued = create_job(task, spec)
+    job = run_job(queued.pk)
+    assert job is not None and job.execution is not None
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.execution.success is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_whose_template_this_machine_lacks_fails_naming_it(
+    django_capture_on_commit_callbacks,
+):
+    spec = LIBRARY.get("fix_failing_median").job_spec(variation={})
+    spec = spec.model_copy(update={"template": TemplateRef(name="only_on_the_web")})
+    task = LIBRARY.get("fix_failing_median").task_definition().get_or_create_task()
+    with django_capture_on_commit_callbacks(execute=False):
+        queued = create_job(task, spec)
+    job = run_job(queued.pk)
+    assert job is not None and job.status == JobStatus.FAILED
+    assert "no TRAININGDASH_TEMPLATE_DIRS template named 'only_on_the_web'" in job.error
+    assert not TrainingExample.objects.filter(execution=job.execution).exists()
 
 
 def test_the_authoring_helper_drafts_edits_that_rebuild_each_solution():

@@ -79,6 +79,7 @@ def test_an_uploaded_template_whose_verifier_is_missing_says_so_when_added(
     client, admin_user, settings, tmp_path
 ):
     settings.TRAININGDASH_TEMPLATE_DIRS = [tmp_path / "user-templates"]
+    settings.DATA_DIR = tmp_path / "data"  # the upload goes to this data folder's store
     folder = user_template(tmp_path / "src", "uploaded_missing_verifier", "nosuch-check")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -76,18 +78,51 @@ def template_files(library: TaskTemplateLibrary, name: str) -> dict[str, str]:
     return files
 
 
-def test_an_admin_uploads_a_template_and_it_joins_the_library(
+def use_shared_store(settings, folder: Path) -> None:
+    """Uploaded templates in `folder`, as TRAININGDASH_SHARED_STORAGE would put them."""
+    backend = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    settings.STORAGES = settings.STORAGES | {
+        "templates": backend | {"OPTIONS": {"location": folder}}
+    }
+
+
+def test_an_admin_uploads_a_template_to_the_shared_store_and_every_machine_loads_it(
     client, admin_user, settings, tmp_path
 ):
+    shared, web, worker = tmp_path / "shared", tmp_path / "web", tmp_path / "worker"
+    use_shared_store(settings, shared)
+    settings.DATA_DIR = web
     settings.TRAININGDASH_TEMPLATE_DIRS = [tmp_path / "user-templates"]
     client.force_login(admin_user)
     upload = zip_of(template_files(TaskTemplateLibrary.load(), "my_uploaded_fix"))
     response = client.post("/templates/", {"archive": upload})
     assert response.status_code == 200, response.content[-2000:]
-    assert b"my_uploaded_fix" in response.content
-    installed = tmp_path / "user-templates" / "debugging" / "my_uploaded_fix"
-    assert (installed / "manifest.json").is_file() and (installed / "workspace").is_dir()
-    assert TaskTemplateLibrary.load().get("my_uploaded_fix")
+    assert "Added template “my_uploaded_fix”" in response.content.decode()
+
+    [stored] = [p.name for p in shared.iterdir()]
+    name, digest, suffix = stored.split(".")
+    assert (name, len(digest), suffix) == ("my_uploaded_fix", 64, "zip")
+    assert hashlib.sha256((shared / stored).read_bytes()).hexdigest() == digest
+    assert not (tmp_path / "user-templates").exists()  # the machine-local folder is untouched
+    cached = web / "cache" / "templates" / digest / "debugging" / "my_uploaded_fix"
+    assert (cached / "manifest.json").is_file() and (cached / "workspace").is_dir()
+
+    settings.DATA_DIR = worker  # another machine: fetched into its own cache
+    template = TaskTemplateLibrary.load().get("my_uploaded_fix")
+    assert (template.root, template.digest) == (
+        worker / "cache" / "templates" / digest / "debugging" / "my_uploaded_fix",
+        digest,
+    )
+    again = client.post(
+        "/templates/",
+        {"archive": zip_of(template_files(TaskTemplateLibrary.load(), "my_uploaded_fix"))},
+    )
+    assert again.status_code == 400
+    assert (
+        "a template named &#x27;my_uploaded_fix&#x27; already exists (uploaded)"
+        in again.content.decode()
+    )
+    assert [p.name for p in shared.iterdir()] == [stored]
 
 
 @pytest.mark.parametrize(
@@ -105,9 +140,12 @@ def test_a_bad_upload_is_refused_and_writes_nothing(
 ):
     target = tmp_path / "user-templates"
     settings.TRAININGDASH_TEMPLATE_DIRS = [target]
+    use_shared_store(settings, tmp_path / "shared")
+    settings.DATA_DIR = tmp_path / "data"
     client.force_login(admin_user)
     response = client.post("/templates/", {"archive": zip_of(files)})
     assert response.status_code == 400
     assert message in response.content
-    assert not target.exists()  # refused before any folder is made
+    # refused before anything is stored
+    assert not target.exists() and not (tmp_path / "shared").exists()
     assert not (tmp_path / "evil").exists()

@@ -207,29 +207,47 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
 
 
-def _export_storage() -> dict[str, Any]:
-    """Where finished export bundles live, read by the web process and written by every worker:
-    DATA_DIR/exports, or any Django storage backend (TRAININGDASH_EXPORT_STORAGE, a dotted class)
-    with its options (TRAININGDASH_EXPORT_STORAGE_OPTIONS, a JSON object)."""
-    backend = os.environ.get("TRAININGDASH_EXPORT_STORAGE", "")
+def _storage_from_env(variable: str) -> dict[str, Any] | None:
+    """The storage named by `variable` (a dotted Django storage class) with its options
+    (`variable`_OPTIONS, a JSON object); None when `variable` is unset."""
+    backend = os.environ.get(variable, "")
     if not backend:
-        return {"BACKEND": "exports.bundles.DataFolderStorage", "OPTIONS": {"folder": "exports"}}
-    raw = os.environ.get("TRAININGDASH_EXPORT_STORAGE_OPTIONS") or "{}"
+        return None
+    raw = os.environ.get(f"{variable}_OPTIONS") or "{}"
     try:
         options = json.loads(raw)
     except ValueError:
         options = None
     if not isinstance(options, dict):
         raise ImproperlyConfigured(
-            f"TRAININGDASH_EXPORT_STORAGE_OPTIONS={raw!r} is not a JSON object of the "
-            f"storage's options"
+            f"{variable}_OPTIONS={raw!r} is not a JSON object of the storage's options"
         )
     return {"BACKEND": backend, "OPTIONS": options}
+
+
+def _shared_storage(folder: str) -> dict[str, Any]:
+    """One of the stores the web process and every worker share (trainingdash/storage.py):
+    DATA_DIR/<folder> on one machine, or <folder> inside the store TRAININGDASH_SHARED_STORAGE
+    names (its `location` option: a folder for FileSystemStorage, a key prefix for S3)."""
+    shared = _storage_from_env("TRAININGDASH_SHARED_STORAGE")
+    if shared is None:
+        return {"BACKEND": "trainingdash.storage.DataFolderStorage", "OPTIONS": {"folder": folder}}
+    location = str(shared["OPTIONS"].get("location") or "").rstrip("/")
+    shared["OPTIONS"]["location"] = f"{location}/{folder}" if location else folder
+    return shared
+
+
+def _export_storage() -> dict[str, Any]:
+    """Where finished export bundles live: the shared store's exports/, unless
+    TRAININGDASH_EXPORT_STORAGE (and _OPTIONS) names a store of their own."""
+    return _storage_from_env("TRAININGDASH_EXPORT_STORAGE") or _shared_storage("exports")
 
 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "exports": _export_storage(),
+    "templates": _shared_storage("uploaded-templates"),  # task templates uploaded in the browser
+    "uploads": _shared_storage("uploads"),  # uploaded transcripts, until a worker imports them
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
@@ -276,8 +294,8 @@ TRAININGDASH_SCORING: dict[str, Any] = {
 # Dotted path of a callable(TaskExecution) -> float used instead of the default scorer.
 TRAININGDASH_QUALITY_SCORER = os.environ.get("TRAININGDASH_QUALITY_SCORER", "")
 
-# Extra task-template folders (one sub-folder per template); the browser upload lands in the
-# first one.
+# Machine-local task-template folders (<dir>/<category>/<name>/). Templates uploaded in the
+# browser live in the shared `templates` store instead, cached per machine under DATA_DIR/cache.
 TRAININGDASH_TEMPLATE_DIRS = [
     Path(p) for p in env_list("TRAININGDASH_TEMPLATE_DIRS", [str(DATA_DIR / "templates")])
 ]

@@ -3,6 +3,12 @@ job stores as JSON, validated at the edges.
 
 Here, below both, so that the template library builds specs and the job runner runs them
 without either importing the other.
+
+A template's job stores a reference to its template (`TemplateRef`) and the template's commands
+with their placeholders ({python}, {checks}, {workspace}) unfilled: the worker that runs the job,
+on whatever machine, fills them with its own paths right before the session starts
+(`collection.task_templates.resolve_spec`, called by the job's collector). A job stored with
+absolute paths (before references) runs as it is.
 """
 
 from __future__ import annotations
@@ -22,6 +28,17 @@ class SubagentSpec(BaseModel):
     model: str | None = None
 
 
+class TemplateRef(BaseModel):
+    """Which template a job runs: a built-in one by name, an uploaded one by name and the
+    sha256 of its stored archive, or (neither) one of the worker's own template folders."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    builtin: bool = False
+    digest: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
 class JobSpec(BaseModel):
     """What a collection job runs. Stored as JSON on the job; no secrets in here."""
 
@@ -36,6 +53,7 @@ class JobSpec(BaseModel):
     seed: int = 0
     script: Any = None
     workspace: str | None = Field(default=None, description="directory copied as the sandbox")
+    template: TemplateRef | None = Field(default=None, description="the template's files")
     timeout_s: float = Field(default=600, gt=0)
     max_cost_usd: float | None = Field(default=None, gt=0)
     verifier: str | None = None

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers
         load_template,
     )
     from .manifest import CATEGORIES, TemplateError, TemplateManifest, Variation
+    from .resolve import resolve_spec
 
 _EXPORTS = {
     "BUILTIN_DIR": ".library",
@@ -30,6 +31,7 @@ _EXPORTS = {
     "TemplateError": ".manifest",
     "TemplateManifest": ".manifest",
     "Variation": ".manifest",
+    "resolve_spec": ".resolve",
 }
 __all__ = [
     "BUILTIN_DIR",
@@ -41,6 +43,7 @@ __all__ = [
     "Variation",
     "add_user_template",
     "load_template",
+    "resolve_spec",
 ]
 
 

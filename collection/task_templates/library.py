@@ -5,10 +5,14 @@
     <dir>/<category>/<name>/solution/       files that, laid over the workspace, solve it
     <dir>/<category>/<name>/checks/         hidden checks the verifier may use as {checks}
 
-    library = TaskTemplateLibrary.load()          # built-ins + settings.TRAININGDASH_TEMPLATE_DIRS
+    library = TaskTemplateLibrary.load()   # built-ins, settings.TRAININGDASH_TEMPLATE_DIRS, uploads
     template = library.get("fix_failing_median")
     job = create_job(template.task_definition().get_or_create_task(),
                      template.job_spec(seed=3), kind=template.job_kind)
+
+A job's spec names its template (`TaskTemplate.reference`) and keeps the placeholders of its
+commands: the worker fills them with its own paths when it runs the job (`resolve_spec` in
+`resolve.py`). Templates uploaded in the browser live in the shared store (`store.py`).
 
 The seed's accessors (`TaskTemplateLibrary.get_debugging_tasks()` ...) work on the class too,
 using the default library. A malformed user template is reported in `library.errors` while the
@@ -40,7 +44,7 @@ from collection.schema import TaskDefinition
 from collection.scripted_model.script import MUTATING_TOOLS, parse_script
 from collection.sessions.chains import ChainStep, ConversationChain
 from collection.sessions.collector import VerifierResult, run_verifier
-from collection.sessions.spec import JobSpec, SubagentSpec
+from collection.sessions.spec import JobSpec, SubagentSpec, TemplateRef
 
 from .manifest import (
     DEFAULT_VARIATION,
@@ -76,11 +80,30 @@ def expand(command: str, template_root: Path) -> str:
     return command
 
 
+def expand_script(script: Any, template_root: Path) -> Any:
+    """A scripted-model script (JSON) with the placeholders of its Bash commands filled, its
+    sub-agents' scripts too."""
+    if not isinstance(script, dict):
+        return script
+    steps = []
+    for step in script.get("steps") or []:
+        step = dict(step)
+        command = (step.get("input") or {}).get("command")
+        if step.get("tool") == "Bash" and isinstance(command, str):
+            step["input"] = step["input"] | {"command": expand(command, template_root)}
+        if "subagent" in step:
+            step["subagent"] = expand_script(step["subagent"], template_root)
+        steps.append(step)
+    return script | {"steps": steps}
+
+
 @dataclass(frozen=True)
 class TaskTemplate:
     manifest: TemplateManifest
     root: Path
     builtin: bool = False
+    # The sha256 of its archive in the shared store, for an uploaded template (store.py).
+    digest: str | None = None
 
     # --- what it is ----------------------------------------------------------------------------
 
@@ -113,6 +136,11 @@ class TaskTemplate:
         return self.manifest.prompt
 
     @property
+    def reference(self) -> TemplateRef:
+        """What a job stores to find this template again, on any machine."""
+        return TemplateRef(name=self.name, builtin=self.builtin, digest=self.digest)
+
+    @property
     def workspace_dir(self) -> Path:
         return self.root / "workspace"
 
@@ -127,7 +155,8 @@ class TaskTemplate:
 
     @property
     def verifier(self) -> str:
-        """The verifier command, ready for a shell in the sandbox (exit 0 == success)."""
+        """The verifier command, ready for a shell in the sandbox (exit 0 == success), with
+        this machine's paths (a job stores `manifest.verifier` and fills them where it runs)."""
         return expand(self.manifest.verifier, self.root)
 
     @cached_property
@@ -185,6 +214,8 @@ class TaskTemplate:
             required_tools=m.required_tools,
             expected_outcomes=m.expected_outcomes,
             constraints=m.constraints,
+            # This machine's command, for the seed's facades (which verify with the task's
+            # verifier); a job runs its spec's, filled on the worker.
             metadata={"template": m.name, "verifier": self.verifier, "job_kind": self.job_kind},
             source_template=m.name,
         )
@@ -203,6 +234,9 @@ class TaskTemplate:
         template's difficulty (`planned_outcome`), played with the template's knobs. A
         `variation` dict replaces the knobs (those it leaves out are 0, so `{}` plays the
         script straight) and then the outcome is "success" unless `outcome` names one.
+
+        No path of this machine is in it: it names the template, and the commands keep their
+        placeholders for the worker to fill (`resolve_spec`).
         """
         if variation is None and outcome is None:
             knobs = self.variation.model_copy(update={"give_up": 0.0})  # the calibration's job
@@ -220,10 +254,10 @@ class TaskTemplate:
             backend=backend,
             seed=seed,
             script=self._script(m.script, knobs, outcome) if scripted and m.script else None,
-            workspace=str(self.workspace_dir),
+            template=self.reference,
             timeout_s=m.timeout_s,
             max_cost_usd=budget if scripted else None,
-            verifier=self.verifier,
+            verifier=m.verifier,
             chain=self._chain(knobs, outcome) if m.chain else None,
             agents=self._agents(),
         )
@@ -260,14 +294,11 @@ class TaskTemplate:
     def _script(
         self, steps: list[ScriptStep], knobs: Variation, outcome: str = "success"
     ) -> dict[str, Any]:
-        """The scripted model's JSON: steps with placeholders filled, knobs on every agent,
-        the outcome on the top-level agent only (sub-agents do their part well)."""
+        """The scripted model's JSON: steps (placeholders unfilled), knobs on every agent, the
+        outcome on the top-level agent only (sub-agents do their part well)."""
         played = []
         for step in steps:
             raw = step.model_dump(exclude_none=True, exclude_defaults=True, exclude={"subagent"})
-            command = raw.get("input", {}).get("command")
-            if step.tool == "Bash" and isinstance(command, str):
-                raw["input"]["command"] = expand(command, self.root)
             if step.subagent:
                 raw["subagent"] = self._script(step.subagent, knobs)
             played.append(raw)
@@ -448,9 +479,15 @@ class TaskTemplateLibrary:
 
     @classmethod
     def load(
-        cls, extra_dirs: Iterable[Path | str] | None = None, *, include_builtin: bool = True
+        cls,
+        extra_dirs: Iterable[Path | str] | None = None,
+        *,
+        include_builtin: bool = True,
+        include_stored: bool | None = None,
     ) -> TaskTemplateLibrary:
-        """The built-in templates plus those in `extra_dirs` (default: the settings' dirs)."""
+        """The built-in templates, those in `extra_dirs` (default: the settings' dirs) and,
+        unless `include_stored` says otherwise (default: when `extra_dirs` is the default),
+        those uploaded to the shared store."""
         dirs = [(BUILTIN_DIR, True)] if include_builtin else []
         extra = settings_dirs() if extra_dirs is None else [Path(d) for d in extra_dirs]
         dirs += [(d, False) for d in extra]
@@ -458,6 +495,12 @@ class TaskTemplateLibrary:
         errors: list[TemplateError] = []
         for directory, builtin in dirs:
             found, bad = scan(directory, builtin=builtin)
+            templates += found
+            errors += bad
+        if extra_dirs is None if include_stored is None else include_stored:
+            from .store import stored_templates  # it builds on this module
+
+            found, bad = stored_templates()
             templates += found
             errors += bad
         return cls(templates, errors)

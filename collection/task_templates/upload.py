@@ -1,4 +1,10 @@
-"""A task template uploaded as a zip: unpacked safely, validated, then added to the library."""
+"""A task template uploaded as a zip: unpacked safely, validated, then saved to the shared
+template store (`store.py`), where every process, web or worker, on any machine, finds it.
+
+    template = install_template_archive(request.FILES["archive"])   # TemplateError if not valid
+
+Nothing is stored unless the upload is one valid template whose name is free.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,16 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-from django.conf import settings
-
 from collection.archives import ArchiveError, safe_extract
-from collection.task_templates import TaskTemplate, TemplateError, add_user_template
 
-MAX_UNPACKED_BYTES = 20 * 1024 * 1024
-MAX_FILES = 2000
+from .library import MANIFEST, TaskTemplate, TaskTemplateLibrary, load_template
+from .manifest import TemplateError
+from .store import MAX_FILES, MAX_UNPACKED_BYTES, store_template, stored_template
 
 
 def install_template_archive(archive: IO[bytes]) -> TaskTemplate:
-    """Unpack a zip holding one template folder and add it to the first user template dir."""
+    """Unpack a zip holding one template folder, validate it and store it; returns the stored
+    template (from this machine's cache)."""
     with tempfile.TemporaryDirectory(prefix="template-upload-") as tmp:
         try:
             root = safe_extract(
@@ -25,11 +30,14 @@ def install_template_archive(archive: IO[bytes]) -> TaskTemplate:
         except ArchiveError as exc:
             message = str(exc).replace("upload folder", "template folder")
             raise TemplateError(f"upload: {message}") from exc
-        return add_user_template(_template_folder(root), _target_root())
+        template = load_template(_template_folder(root), in_category_folder=False)
+        _check_name_is_free(template)
+        digest = store_template(template)
+    return stored_template(template.name, digest)
 
 
 def _template_folder(root: Path) -> Path:
-    manifests = [p for p in root.rglob("manifest.json") if "workspace" not in p.parts]
+    manifests = [p for p in root.rglob(MANIFEST) if "workspace" not in p.parts]
     if len(manifests) != 1:
         raise TemplateError(
             f"upload: expected exactly one manifest.json outside workspace/, found {len(manifests)}"
@@ -37,8 +45,15 @@ def _template_folder(root: Path) -> Path:
     return manifests[0].parent
 
 
-def _target_root() -> Path:
-    dirs = settings.TRAININGDASH_TEMPLATE_DIRS
-    if not dirs:
-        raise TemplateError("uploads need TRAININGDASH_TEMPLATE_DIRS to name a folder")
-    return Path(dirs[0])  # made by add_user_template, once the template is valid
+def _check_name_is_free(template: TaskTemplate) -> None:
+    library = TaskTemplateLibrary.load()
+    try:
+        other = library.get(template.name)
+    except KeyError:
+        return
+    where = "built in" if other.builtin else "uploaded" if other.digest else f"at {other.root}"
+    raise TemplateError(
+        f"a template named {template.name!r} already exists ({where})",
+        file=MANIFEST,
+        field="name",
+    )
