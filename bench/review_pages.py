@@ -75,8 +75,9 @@ def drop_postgres(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
 
 
-def setup_django(db: str, pg_url: str) -> Path:
-    """Production-like settings (DEBUG off, manifest static files) on a fresh, migrated DB."""
+def setup_django(db: str, pg_url: str, *, fresh: bool = True) -> Path:
+    """Production-like settings (DEBUG off, manifest static files) on a fresh, migrated DB
+    (`fresh=False`: the PostgreSQL database at `pg_url` as it is, migrated)."""
     data = Path(tempfile.mkdtemp(prefix="trainingdash-bench-review-"))
     os.environ.update(
         DJANGO_SETTINGS_MODULE="trainingdash.settings",
@@ -91,7 +92,8 @@ def setup_django(db: str, pg_url: str) -> Path:
     )
     os.environ.pop("DATABASE_URL", None)
     if db == "postgres":
-        recreate_postgres(pg_url)
+        if fresh:
+            recreate_postgres(pg_url)
         os.environ["DATABASE_URL"] = pg_url
     sys.path.insert(0, str(ROOT))
     import trainingdash

@@ -3,8 +3,10 @@ background process keeps writing.
 
     .venv/bin/python bench/scale_load.py [--examples 1000000] [--clients 8] [--seconds 20]
         [--workers 4] [--write-rate 50] [--pg-url postgres://postgres@127.0.0.1:5432/postgres]
+        [--keep | --reuse bench_scale_<pid>]
 
-Fills a PostgreSQL database created for the run (`bench_scale_<pid>`, dropped after) with
+Fills a PostgreSQL database created for the run (`bench_scale_<pid>`, dropped after unless
+`--keep`; filling 1,000,000 takes 20 to 50 minutes on 2 CPUs) with
 `--examples` examples, a tenth with ~20-message trajectories (bench/review_data.py's bulk
 generator), then starts the real WSGI app under gunicorn on loopback (`--workers` sync workers,
 DEBUG off, manifest static files) and a writer process that adds `--write-rate` examples a
@@ -19,6 +21,15 @@ a failed connection), p50/p95 latency, the same for the bare SQL, and page/SQL r
 A filtered export (`exports.pipeline.run_export`, jsonl, category + min_quality) runs in this
 process, under the writer's load, against the bare SQL it runs. The analytics page's baseline is
 only its PostgreSQL statements: the DuckDB work over its snapshot is ours, not the database's.
+
+`--reuse NAME` measures again over the database an earlier `--keep` run filled (with what its
+writer added): no fill; it is migrated (a new index or column is built on the filled table) and
+analysed, then measured the same way, and kept. With `--grow-to N` it first copies examples in
+SQL until there are N: executions, examples and their trajectories (messages, tool calls,
+agent actions), review events and step marks, each copy a new row with new ids (the copies are
+the generated rows again: same shapes, dates and texts; a copy is nobody's duplicate). Filling
+1,000,000 through the generator takes most of an hour on a busy 2-CPU machine; copying the
+second half, a few minutes.
 
 Also printed: gunicorn's resident memory (peak per worker and in all), the writer's achieved
 rate, and EXPLAIN (ANALYZE, BUFFERS) of the slowest statement of each page whose median is over
@@ -385,7 +396,7 @@ def print_table(rows: list[Row], clients: int) -> None:
 def report(args: argparse.Namespace, data: Path) -> None:
     from review_pages import populated, resolve
 
-    world, client = populated(args)
+    world, client = reused() if args.reuse else populated(args)
     cookie = f"sessionid={client.cookies['sessionid'].value}"
     rows = [
         Row("list", "/examples/"),
@@ -408,7 +419,8 @@ def report(args: argparse.Namespace, data: Path) -> None:
     try:
         print(
             f"\nPostgreSQL: {world.examples:,} examples ({world.trajectories:,} with "
-            f"trajectories, {world.messages:,} messages) generated in {world.seconds:.0f} s; "
+            f"trajectories, {world.messages:,} messages) "
+            f"{'reused, counted' if args.reuse else 'generated'} in {world.seconds:.0f} s; "
             f"pages warmed in {warm:.0f} s (the first analytics request builds its snapshot); "
             f"gunicorn {args.workers} sync workers on 127.0.0.1:{port}; writer adding "
             f"{args.write_rate} examples/s; {os.cpu_count()} CPUs shared by clients, server, "
@@ -418,7 +430,11 @@ def report(args: argparse.Namespace, data: Path) -> None:
         for row in rows:
             measure_page(row, port, cookie, args)
             peak |= memory_kb(server.pid)
-            print(f"  measured {row.name}", file=sys.stderr, flush=True)
+            print(
+                f"  measured {row.name}: {fmt(row.page)} | {fmt(row.sql)}",
+                file=sys.stderr,
+                flush=True,
+            )
         rows.append(export_row(args))
         load = os.getloadavg()[0]
     finally:
@@ -440,11 +456,144 @@ def report(args: argparse.Namespace, data: Path) -> None:
             print(line)
 
 
+# The tables copied by --grow-to, in order, and their foreign keys to tables copied with them.
+COPIED: list[tuple[str, dict[str, str]]] = [
+    ("collection_execution", {}),
+    ("collection_message", {"execution_id": "collection_execution"}),
+    (
+        "collection_toolcall",
+        {
+            "execution_id": "collection_execution",
+            "requested_in_id": "collection_message",
+            "answered_in_id": "collection_message",
+        },
+    ),
+    (
+        "collection_agentaction",
+        {"execution_id": "collection_execution", "parent_id": "collection_agentaction"},
+    ),
+    ("collection_trainingexample", {"execution_id": "collection_execution"}),
+    ("collection_reviewevent", {"example_id": "collection_trainingexample"}),
+    (
+        "collection_stepmark",
+        {"example_id": "collection_trainingexample", "message_id": "collection_message"},
+    ),
+]
+
+
+def grow(target: int) -> None:
+    """Copy examples (with everything that hangs off them) until there are `target`: each
+    round copies the executions up to some id, every copied id moved by the table's largest."""
+    from django.db import connection, transaction
+
+    with connection.cursor() as cursor:
+        while (have := _count(cursor, "collection_trainingexample")) < target:
+            started = time.perf_counter()
+            cursor.execute(
+                "SELECT execution_id FROM collection_trainingexample ORDER BY execution_id "
+                "OFFSET %s LIMIT 1",
+                [min(target - have, have) - 1],
+            )
+            (limit,) = cursor.fetchone()
+            with transaction.atomic():
+                cursor.execute("SET LOCAL session_replication_role = replica")  # ids are whole
+                offsets = {t: _largest(cursor, t) for t, _ in COPIED}
+                for table, keys in COPIED:
+                    _copy(cursor, table, keys, offsets, limit)
+            for table, _keys in COPIED:
+                cursor.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT max(id) FROM {table}))"
+                )
+            print(
+                f"  grew from {have:,} to {_count(cursor, 'collection_trainingexample'):,} "
+                f"examples in {time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+        cursor.execute("VACUUM ANALYZE")  # as populate leaves a new database
+
+
+def _count(cursor: Any, table: str) -> int:
+    cursor.execute(f"SELECT count(*) FROM {table}")
+    return int(cursor.fetchone()[0])
+
+
+def _largest(cursor: Any, table: str) -> int:
+    cursor.execute(f"SELECT coalesce(max(id), 0) FROM {table}")
+    return int(cursor.fetchone()[0])
+
+
+def _copy(
+    cursor: Any, table: str, keys: dict[str, str], offsets: dict[str, int], limit: int
+) -> None:
+    cursor.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+        "AND is_generated = 'NEVER' ORDER BY ordinal_position",
+        [table],
+    )
+    columns = [name for (name,) in cursor.fetchall()]
+    moved = {"id": table, **keys}
+    values = [f"{c} + {offsets[moved[c]]}" if c in moved else c for c in columns]
+    if table == "collection_trainingexample":
+        values = [
+            "NULL" if c == "duplicate_of_id" else v for c, v in zip(columns, values, strict=True)
+        ]
+    if "execution_id" in columns or table == "collection_execution":
+        where = f"{'id' if table == 'collection_execution' else 'execution_id'} <= {limit}"
+    else:  # review events and step marks: those of the copied examples
+        where = (
+            "example_id IN (SELECT id FROM collection_trainingexample "
+            f"WHERE execution_id <= {limit})"
+        )
+    cursor.execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM {table} "
+        f"WHERE {where}"
+    )
+
+
+def reused() -> tuple[Any, Any]:
+    """The database an earlier `--keep` run filled, migrated: analysed, counted, static files
+    collected and an admin signed in, as `review_pages.populated` leaves a new one."""
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from review_data import World
+
+    from collection.models import Message, TrainingExample
+    from collection.roles import ADMIN, assign_role
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        # A migration may have rewritten every example: vacuumed as a settled table would be.
+        cursor.execute("VACUUM ANALYZE collection_trainingexample")
+        cursor.execute("ANALYZE")
+    world = World(
+        examples=TrainingExample.objects.count(),
+        trajectories=Message.objects.order_by().values("execution_id").distinct().count(),
+        messages=Message.objects.count(),
+    )
+    world.seconds = time.perf_counter() - started
+    call_command("collectstatic", interactive=False, verbosity=0)
+    admin, _ = User.objects.get_or_create(username="bench-admin")
+    assign_role(admin, ADMIN)
+    client = Client(raise_request_exception=False)
+    client.force_login(admin)
+    print(f"reusing {connection.settings_dict['NAME']} (migrated, analysed)", file=sys.stderr)
+    return world, client
+
+
 def run(args: argparse.Namespace) -> None:
-    name = f"bench_scale_{os.getpid()}"
+    name = args.reuse or f"bench_scale_{os.getpid()}"
     url = args.pg_url.rsplit("/", 1)[0] + "/" + name
     os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")  # no embedded Redis
-    data = setup_django("postgres", url)
+    started = time.perf_counter()
+    data = setup_django("postgres", url, fresh=not args.reuse)
+    if args.reuse:
+        print(f"migrated {name} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        if args.grow_to:
+            grow(args.grow_to)
     try:
         report(args, data)
     finally:
@@ -452,7 +601,7 @@ def run(args: argparse.Namespace) -> None:
 
         connections.close_all()
         shutil.rmtree(data, ignore_errors=True)
-        if not args.keep:
+        if not (args.keep or args.reuse):
             drop_postgres(url)
 
 
@@ -468,6 +617,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--pg-url", default=PG_SERVER, help="server; the database is made")
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--reuse", metavar="NAME", help="measure a database a --keep run filled")
+    parser.add_argument(
+        "--grow-to", type=int, default=0, help="with --reuse: copy examples in SQL up to this many"
+    )
     parser.add_argument("--writer", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.writer:

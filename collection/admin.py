@@ -84,7 +84,7 @@ class TaskCategoryFilter(admin.SimpleListFilter):
 
 
 class ExampleCategoryFilter(TaskCategoryFilter):
-    path = "execution__task__category"
+    path = "category"  # the example's copy of its task's category, indexed
 
 
 @admin.register(Task)
@@ -247,10 +247,6 @@ class TrainingExampleAdmin(BigTableAdmin):
     @admin.display(ordering="execution__task__name")
     def task_name(self, obj: TrainingExample) -> str:
         return obj.execution.task.name
-
-    @admin.display(ordering="execution__task__category")
-    def category(self, obj: TrainingExample) -> str:
-        return obj.execution.task.category
 
     @admin.action(description="Rescore with the configured scorer (background job)")
     def rescore(self, request: HttpRequest, queryset: QuerySet[TrainingExample]) -> None:

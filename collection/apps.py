@@ -25,13 +25,16 @@ class CollectionConfig(AppConfig):
 
         # Sent once per app: a model's permissions exist only after its app's post_migrate.
         post_migrate.connect(sync_roles, dispatch_uid="collection-sync-roles")
-        # On SQLite a migration that rebuilds the example table drops the search triggers.
+        # On SQLite a migration that rebuilds the example table drops its triggers (search,
+        # category).
         post_migrate.connect(_ensure_search, dispatch_uid="collection-search-engine")
 
 
 def _ensure_search(using: str = "default", **_: Any) -> None:
     from django.db import connections
 
+    from collection.example_category import ensure_triggers
     from collection.search import ensure_engine
 
     ensure_engine(connections[using])
+    ensure_triggers(connections[using])

@@ -337,8 +337,12 @@ class TrainingExample(models.Model):
     # The prompt and the assistant's text, for full-text search (`collection.search`).
     search_text = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    # Indexed: the analytics snapshot refreshes from a watermark on it.
-    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+    # Indexed with the id (example_updated_id_idx): the analytics snapshot refreshes from a
+    # watermark on it.
+    updated_at = models.DateTimeField(auto_now=True)
+    # The task's category, kept by database triggers (collection.example_category), never set
+    # here: the list filters and sorts on one index instead of joining execution and task.
+    category = models.CharField(max_length=64, blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["-quality_score", "-id"]
@@ -347,6 +351,18 @@ class TrainingExample(models.Model):
             # The list's default order and its keyset pages (collection.queries).
             models.Index(fields=["quality_score", "id"], name="example_quality_id_idx"),
             models.Index(fields=["created_at"], name="example_created_idx"),
+            # A category filter in the list's default order.
+            models.Index(
+                fields=["category", "quality_score", "id"], name="example_category_quality_idx"
+            ),
+            # The analytics snapshot's window of recent changes, read from the index alone.
+            models.Index(fields=["updated_at", "id"], name="example_updated_id_idx"),
+            # The review queue's progress: the reviewed examples, counted from their own index.
+            models.Index(
+                fields=["reviewed_at"],
+                condition=models.Q(reviewed_at__isnull=False),
+                name="example_reviewed_idx",
+            ),
         ]
         permissions = [("review_trainingexample", "Can review training examples")]
 

@@ -4,6 +4,7 @@ freshness after a change, filters, and incremental refreshes that write only the
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -450,3 +451,61 @@ def test_the_default_snapshot_lives_under_the_data_dir_per_database(
     (directory,) = (tmp_path / "analytics").iterdir()
     assert directory.name.startswith(("sqlite-", "postgresql-"))
     assert (directory / "state.json").exists()
+
+
+def test_a_refresh_reads_in_full_only_the_rows_whose_key_is_new(
+    world: list[TrainingExample], snap: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refresh_snapshot(directory=snap)
+    read: list[int] = []
+    cheap_rows = snapshot._cheap_rows
+    monkeypatch.setattr(snapshot, "_cheap_rows", lambda qs: _kept(cheap_rows(qs), read))
+    # Every example is inside the window before the watermark: none changed, none is read.
+    assert refresh_snapshot(directory=snap).changed == 0
+    assert read == []
+    world[3].quality_score = 0.11
+    world[3].save()
+    stats = refresh_snapshot(directory=snap)
+    assert (stats.changed, read) == (1, [world[3].pk])
+
+
+def _kept(table: Any, read: list[int]) -> Any:
+    read.extend(table.column("id").to_pylist())
+    return table
+
+
+def test_a_change_committed_late_inside_the_window_is_still_seen(
+    world: list[TrainingExample], snap: Path
+) -> None:
+    refresh_snapshot(directory=snap)
+    state = snapshot.read_state(snap)
+    assert state is not None
+    watermark = dt.datetime.fromisoformat(state["watermark"])
+    # Written with an updated_at older than the watermark, as a transaction that commits late.
+    late = watermark - snapshot.LAG / 2
+    TrainingExample.objects.filter(pk=world[0].pk).update(quality_score=0.05, updated_at=late)
+    assert refresh_snapshot(directory=snap).changed == 1
+    analytics = get_analytics(refresh=False, directory=snap)
+    expected = TrainingExample.objects.aggregate(q=Avg("quality_score"))["q"]
+    assert analytics.summary["avg_quality"] == pytest.approx(expected)
+
+
+def test_a_refresh_that_may_not_wait_leaves_a_locked_snapshot_alone(
+    world: list[TrainingExample], snap: Path
+) -> None:
+    refresh_snapshot(directory=snap)
+    _session({"category": "refactoring"})
+    with open(snap / "lock", "w") as lock:  # another process, refreshing
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert refresh_snapshot(directory=snap, wait=False) is None
+    stats = refresh_snapshot(directory=snap, wait=False)
+    assert stats is not None and stats.changed == 1
+
+
+def test_the_snapshot_says_when_its_data_was_read(world: list[TrainingExample], snap: Path) -> None:
+    before = timezone.now()
+    refresh_snapshot(directory=snap)
+    built = get_analytics(refresh=False, directory=snap).as_of
+    assert built is not None and before <= built <= timezone.now()
+    refresh_snapshot(directory=snap)
+    assert get_analytics(refresh=False, directory=snap).as_of > built  # type: ignore[operator]

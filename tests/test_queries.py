@@ -4,10 +4,11 @@ from datetime import date, timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.utils import timezone
 from pydantic import ValidationError
 
-from collection.models import Message, StepMark, TrainingExample
+from collection.models import Execution, Message, StepMark, TrainingExample
 from collection.queries import SORTS, Cursor, ExampleFilters, filter_examples, page_examples
 from tests.factories import make_example, make_execution, make_task, make_tool_call
 
@@ -219,3 +220,43 @@ def test_a_filtered_count_stops_at_the_limit_and_says_so(monkeypatch):
     assert (page.count, page.count_capped, page.count_label) == (4, True, "3+")
     whole = page_examples(ExampleFilters(), size=2)  # unfiltered: counted exactly
     assert (whole.count, whole.count_capped, whole.count_label) == (5, False, "5")
+
+
+@pytest.mark.django_db
+def test_an_unfiltered_list_of_a_big_table_shows_the_databases_estimate(monkeypatch):
+    monkeypatch.setattr("collection.queries.ESTIMATE_FROM", 3)
+    for n in range(4):
+        make_example(make_execution(session_id=f"s{n}"))
+    whole = page_examples(ExampleFilters(), size=2)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # the statistics autovacuum would have by now
+            cursor.execute("ANALYZE collection_trainingexample")
+        whole = page_examples(ExampleFilters(), size=2)
+        assert (whole.count, whole.estimated, whole.count_label) == (4, True, "about 4")
+    else:  # SQLite keeps no row estimate: its count is exact (and cheap, from an index)
+        assert (whole.count, whole.estimated, whole.count_label) == (4, False, "4")
+    filtered = page_examples(ExampleFilters(min_quality=0), size=2)
+    assert (filtered.count, filtered.estimated) == (4, False)  # a filter is counted
+
+
+@pytest.mark.django_db
+def test_the_category_the_list_filters_on_follows_the_task_whoever_writes():
+    debugging, testing = make_task(category="debugging"), make_task(category="testing")
+    saved = make_example(make_execution(debugging))
+    bulk = TrainingExample.objects.bulk_create(
+        [TrainingExample(execution=make_execution(debugging, session_id="b"))]
+    )[0]
+    moved = make_example(make_execution(debugging, session_id="m"))
+
+    def found(category: str) -> set[int]:
+        return set(filter_examples({"category": category}).values_list("pk", flat=True))
+
+    assert found("debugging") == {saved.pk, bulk.pk, moved.pk}
+    Execution.objects.filter(pk=moved.execution_id).update(task=testing)  # re-categorised import
+    assert found("testing") == {moved.pk}
+    testing.category = "refactoring"
+    testing.save()  # a task's category edited
+    assert found("refactoring") == {moved.pk} and found("testing") == set()
+    saved.category = "not-a-category"  # the application's value never counts
+    saved.save()
+    assert TrainingExample.objects.get(pk=saved.pk).category == "debugging"

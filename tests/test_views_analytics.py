@@ -1,22 +1,30 @@
 """The analytics page: figures equal to ORM counts, the examples list's filters, freshness after
-a change, click-through links, downloads, and plotly.js served from the plotly package."""
+a change (and, over a big snapshot, a background refresh no load waits for), click-through
+links, downloads, and plotly.js served from the plotly package."""
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import gzip
 import io
 import json
 import re
+import signal
 import zipfile
+from datetime import timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from collection.models import TrainingExample
+from exports.analytics import freshness
 from exports.analytics.charts import CHARTS, PLOTLY_JS, plotly_bundle
+from exports.analytics.snapshot import snapshot_dir
 from tests.factories import make_example, make_execution, make_task, make_tool_call
 
 pytestmark = pytest.mark.django_db
@@ -203,3 +211,71 @@ def test_untrusted_names_are_escaped_in_tables_and_chart_data(client, viewer):
     assert payloads(page(client))["cost_by_model"]["figure"]["data"][0]["x"] == [
         "</script><b>x</b>"
     ]
+
+
+# --- freshness: the page answers from the snapshot as it is ------------------------------------
+
+
+def test_the_page_says_how_old_its_figures_are(client, viewer):
+    make_world()
+    client.force_login(viewer)
+    html = page(client).content.decode()
+    freshness = html[html.index('id="freshness"') :].split("</p>", 1)[0]
+    assert re.search(
+        r"Data as of <time datetime=\"[^\"]+\" title=\"[^\"]+\">\d+ s ago</time>", freshness
+    )
+
+
+@pytest.fixture
+def big_snapshot(settings: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A snapshot of its own that counts as big: pages no longer refresh it themselves."""
+    settings.DATA_DIR = tmp_path
+    monkeypatch.setattr(freshness, "INLINE_BELOW", 0)
+    yield tmp_path
+    freshness.wait_for_refreshes(60)
+
+
+@pytest.mark.django_db(transaction=True)  # the background refresh reads on its own connection
+def test_an_old_snapshot_is_refreshed_in_the_background_while_the_page_answers(
+    client, viewer, big_snapshot
+):
+    make_world()
+    client.force_login(viewer)
+    assert page(client).context["summary"]["total_examples"] == 5  # built by the first load
+    make_example(make_execution(make_task(name="d")), quality_score=0.95)
+    fresh = page(client)  # within MAX_AGE: as it is, nothing started
+    assert fresh.context["summary"]["total_examples"] == 5
+    assert not fresh.context["freshness"].refreshing
+    later = timezone.now() + freshness.MAX_AGE + timedelta(seconds=1)
+    with time_machine.travel(later, tick=True):
+        old = page(client)
+        assert old.context["summary"]["total_examples"] == 5
+        assert "refreshing in the background" in old.content.decode()
+        freshness.wait_for_refreshes(60)
+        refreshed = page(client)
+    assert refreshed.context["summary"]["total_examples"] == 6
+    assert not refreshed.context["freshness"].refreshing
+
+
+def _fail_if_waiting(*_: Any) -> None:
+    raise TimeoutError("the page waited for another process's refresh")
+
+
+@pytest.mark.parametrize("params", [{}, {"refresh": "1"}])
+def test_no_load_waits_for_another_processs_refresh(client, viewer, settings, tmp_path, params):
+    settings.DATA_DIR = tmp_path
+    make_world()
+    client.force_login(viewer)
+    page(client)  # the snapshot exists
+    make_example(make_execution(make_task(name="d")), quality_score=0.95)
+    signal.signal(signal.SIGALRM, _fail_if_waiting)
+    signal.alarm(60)
+    try:
+        with open(snapshot_dir() / "lock", "w") as lock:  # another process, refreshing
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            response = page(client, **params)
+    finally:
+        signal.alarm(0)
+    assert response.context["summary"]["total_examples"] == 5
+    assert "refreshing in the background" in response.content.decode()
+    assert page(client, **params).context["summary"]["total_examples"] == 6  # lock released

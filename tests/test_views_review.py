@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import connection
 
 from collection.models import Message, ReviewEvent, StepMark, TrainingExample
+from collection.queries import estimated_total
 from collection.review import review_example
 from tests.factories import make_example, make_execution, make_task
 
@@ -219,6 +221,24 @@ def test_the_queue_shows_the_next_unreviewed_example_and_the_progress(client, re
     assert f'<a href="/examples/{middle.pk}/">Middle</a></h2>' in html  # by quality
     assert f'id="queue-next" class="button primary" href="/review/?example={worst.pk}"' in html
     assert f'id="queue-prev" class="button" href="/review/?example={best.pk}"' in html
+
+
+def test_the_whole_queue_of_a_big_table_counts_the_reviewed_from_their_index(
+    client, reviewer, monkeypatch
+):
+    monkeypatch.setattr("collection.queries.ESTIMATE_FROM", 3)
+    first, *_rest = [example(0.9 - n / 10, f"Task {n}") for n in range(4)]
+    reviewed(first, reviewer)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # the statistics autovacuum would have by now
+            cursor.execute("ANALYZE collection_trainingexample")
+        assert estimated_total() == 4  # the total is the table's estimate, not a count
+    else:
+        assert estimated_total() is None  # SQLite keeps none: counted
+    client.force_login(reviewer)
+    html = client.get("/review/").content.decode()
+    about = "about " if connection.vendor == "postgresql" else ""  # an estimate says so
+    assert f"<strong>1</strong> of {about}4 reviewed" in html
 
 
 def test_the_queue_follows_the_lists_filter(client, reviewer):

@@ -198,7 +198,7 @@ def _queue_context(
     filters: ExampleFilters, params: dict[str, str], example: TrainingExample | None
 ) -> dict[str, Any]:
     matches = filter_examples(filters)
-    progress = _progress(matches)
+    progress = _progress(filters, matches)
     context: dict[str, Any] = {"example": example, "filter_query": urlencode(params), **progress}
     if example is None:
         return context | {"here": _queue_url(params)}
@@ -216,11 +216,18 @@ def _queue_url(params: dict[str, str], pk: int | None = None) -> str:
     return reverse("collection-review-queue") + (f"?{urlencode(query)}" if query else "")
 
 
-def _progress(matches: QuerySet[TrainingExample]) -> dict[str, int]:
+def _progress(filters: ExampleFilters, matches: QuerySet[TrainingExample]) -> dict[str, Any]:
+    """How many of the queue's examples are reviewed, of how many. Unfiltered on a big table,
+    the total is the database's estimate (`queries.estimated_total`) and the reviewed ones are
+    counted from their own (partial) index, rather than reading every example."""
+    total = None if filters.narrows() else queries.estimated_total()
+    if total is not None:
+        reviewed = TrainingExample.objects.filter(reviewed_at__isnull=False).count()
+        return {"total": max(total, reviewed), "reviewed": reviewed, "estimated": True}
     counts = matches.order_by().aggregate(
         total=Count("pk"), reviewed=Count("pk", filter=Q(reviewed_at__isnull=False))
     )
-    return {"total": counts["total"], "reviewed": counts["reviewed"]}
+    return {"total": counts["total"], "reviewed": counts["reviewed"], "estimated": False}
 
 
 def _first_unreviewed(filters: ExampleFilters) -> TrainingExample | None:

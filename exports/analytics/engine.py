@@ -2,13 +2,16 @@
 
     analytics = get_analytics(ExampleFilters(category="debugging"))   # refreshes first
     analytics.summary["success_rate"]
+    analytics.as_of                   # when the snapshot's data was read from the database
     table = analytics.tables["by_category_difficulty"]
     for row, link in zip(table.rows, table.links or []):
         ...   # link: the examples-list query showing that row's examples
 
 Every page, report and API asks this one function, so their figures agree. Freshness: with
-`refresh=True` (the default) the snapshot is brought up to date incrementally first
-(`snapshot.refresh_snapshot`; two small queries when nothing changed).
+`refresh=True` (the default, for scripts and commands) the snapshot is brought up to date
+incrementally first (`snapshot.refresh_snapshot`; two small queries when nothing changed).
+Pages pass `refresh=False` and keep the snapshot fresh in the background instead
+(`exports.analytics.freshness`), saying how old their figures are (`as_of`).
 
 Filters are the examples list's (`collection.queries.ExampleFilters`), applied in DuckDB over
 the snapshot's columns, tool filters included (each row carries its tool counts). Only the
@@ -34,9 +37,11 @@ from collection.models import Difficulty
 from collection.queries import ANY_TOOL, ExampleFilters, filter_examples
 from exports.analytics.snapshot import (
     RefreshStats,
-    current_files,
+    as_of,
     examples_sql,
+    files_of,
     latest_sql,
+    read_state,
     refresh_snapshot,
     snapshot_dir,
 )
@@ -72,6 +77,7 @@ class Analytics:
     summary: dict[str, float | int]
     tables: dict[str, Table] = field(default_factory=dict)
     filters: ExampleFilters = field(default_factory=ExampleFilters)
+    as_of: datetime | None = None  # when the snapshot's data was read (None: no snapshot)
 
 
 def get_analytics(
@@ -85,9 +91,10 @@ def get_analytics(
     if refresh:
         refresh_snapshot(directory=directory)
     filters = filters or ExampleFilters()
-    with _Query(current_files(directory), filters) as query:
+    state = read_state(directory)  # once: the files and their date agree
+    with _Query(files_of(directory, state), filters) as query:
         tables = [builder(query) for builder in TABLES]
-        return Analytics(query.summary(), {t.name: t for t in tables}, filters)
+        return Analytics(query.summary(), {t.name: t for t in tables}, filters, as_of(state))
 
 
 # --- running queries over the selected examples --------------------------------------------

@@ -64,6 +64,7 @@ def render_html(analytics: Analytics, filters: ExampleFilters | None = None) -> 
         "charts": chart_views(analytics),
         "filters": _described(filters),
         "generated_at": timezone.now(),
+        "data_as_of": analytics.as_of,
         "plotly_js": _inline_script(plotly_bundle().js.decode()),
         "page_js": _inline_script(_static_text("js/analytics.js")),
         "page_css": mark_safe(_static_text("css/analytics.css").replace("</style", "")),  # noqa: S308

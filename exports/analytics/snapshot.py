@@ -1,7 +1,9 @@
 """Parquet snapshots of the system of record, for DuckDB to aggregate.
 
     stats = refresh_snapshot()        # incremental: only what changed since the last refresh
+    refresh_snapshot(wait=False)      # None at once if another process is refreshing
     files = current_files()           # the Parquet files DuckDB reads (base + deltas)
+    snapshot_as_of()                  # when the data it holds was read from the database
 
 One row per training example, with what the analytics need from its execution, task, reviewer,
 step marks, tool calls and exported conversation (`SCHEMA`). A directory per database under
@@ -9,7 +11,7 @@ step marks, tool calls and exported conversation (`SCHEMA`). A directory per dat
 
     base-<n>.parquet     every example as of compaction n
     delta-<v>.parquet    the rows changed (or deleted: `_deleted`) in refresh v
-    state.json           the files in use, the watermark, the version; replaced atomically
+    state.json           the files in use, the watermark, the version, `as_of`; replaced atomically
     lock                 flock'ed by the one process refreshing at a time
 
 Why this shape (`bench/analytics.py`, measured on this machine, SQLite):
@@ -21,17 +23,22 @@ Why this shape (`bench/analytics.py`, measured on this machine, SQLite):
   worker, a script) reads the same files and nothing is loaded per process. At 1M, the 13
   bare queries took 378 ms over the file and 285 ms over an in-memory table, but loading that
   table took 583 ms, paid again by every process after every refresh that changed something.
-- What changed is found by `updated_at` (which review, scoring and step marks bump), re-reading
-  a window of `LAG` before the watermark so that a transaction that committed late is not
-  missed; re-read rows that did not change are dropped before writing. New, missing or
-  deleted rows that the watermark cannot see are caught by comparing counts, then ids.
+- What changed is found by `updated_at` (which review, scoring and step marks bump). A window
+  of `LAG` before the watermark is looked at again so that a transaction that committed late
+  is not missed, but only its keys, (updated_at, id), read from the index on them: a row is
+  read in full only when its key is not in the snapshot as it is. (Reading the whole window
+  again made every refresh under steady writes re-read, compare and hash 5 minutes of rows:
+  15,000 at 50 writes a second.) New, missing or deleted rows that the watermark cannot see
+  are caught by comparing counts, then ids.
 - Deltas are merged into a new base (compaction) once they pass `COMPACT_ROWS` rows or
   `COMPACT_FILES` files; files a compaction replaced are removed at the next one, so a reader
   that read the previous state.json still finds them.
 
-Known gap: `collection.duplicates.regroup` marks duplicates with `update()` without bumping
-`updated_at`; a regroup more than `LAG` after an example's last change shows after the next
-`refresh_snapshot(full=True)`.
+Known gap: a change that leaves `updated_at` alone (`collection.duplicates.regroup` marks
+duplicates with `update()`) shows after the next `refresh_snapshot(full=True)`.
+
+Pages do not refresh in the request (`exports.analytics.freshness`): they read the snapshot as
+it is and start a background refresh when it is old.
 """
 
 from __future__ import annotations
@@ -46,14 +53,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Max, Q, QuerySet
+from django.utils import timezone
 
 from collection.models import Execution, ToolCall, TrainingExample
 
@@ -168,8 +177,21 @@ def read_state(directory: Path) -> dict[str, Any] | None:
 def current_files(directory: Path | None = None) -> list[Path]:
     """The snapshot's Parquet files as of now (base first, then deltas in order)."""
     directory = directory or snapshot_dir()
-    state = read_state(directory)
+    return files_of(directory, read_state(directory))
+
+
+def files_of(directory: Path, state: dict[str, Any] | None) -> list[Path]:
     return [directory / name for name in state["files"]] if state else []
+
+
+def as_of(state: dict[str, Any] | None) -> datetime | None:
+    """When the last refresh of this state began reading the database: what was committed
+    then is in the snapshot."""
+    return datetime.fromisoformat(state["as_of"]) if state and state.get("as_of") else None
+
+
+def snapshot_as_of(directory: Path | None = None) -> datetime | None:
+    return as_of(read_state(directory or snapshot_dir()))
 
 
 def _write_state(directory: Path, state: dict[str, Any]) -> None:
@@ -178,12 +200,20 @@ def _write_state(directory: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, directory / "state.json")  # atomic: readers see the old or the new state
 
 
+class Busy(Exception):
+    """Another process (or thread) holds the snapshot's lock."""
+
+
 @contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    """One refreshing process per snapshot at a time (others wait, then find little to do)."""
+def _locked(directory: Path, *, wait: bool = True) -> Iterator[None]:
+    """One refreshing process per snapshot at a time: the others wait (then find little to
+    do), or with `wait=False` raise Busy at once."""
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / "lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError as exc:
+            raise Busy(str(directory)) from exc
         try:
             yield
         finally:
@@ -294,6 +324,12 @@ def _in_chunks(ids: list[int]) -> Iterator[list[int]]:
         yield ids[start : start + CHUNK]
 
 
+def _full_rows_of(cheap: pa.Table, version: int) -> Iterator[pa.Table]:
+    """Rows already read (their cheap columns), completed a chunk at a time."""
+    for start in range(0, cheap.num_rows, CHUNK):
+        yield _full_rows(cheap.slice(start, CHUNK), version)
+
+
 def _rows_for(ids: list[int], version: int) -> Iterator[pa.Table]:
     for chunk in _in_chunks(ids):
         yield _full_rows(_cheap_rows(TrainingExample.objects.filter(pk__in=chunk)), version)
@@ -344,24 +380,53 @@ def _duck_type(t: pa.DataType) -> str:
 # --- refreshing -----------------------------------------------------------------------------
 
 
-def refresh_snapshot(*, full: bool = False, directory: Path | None = None) -> RefreshStats:
+@overload
+def refresh_snapshot(
+    *, full: bool = False, directory: Path | None = None, wait: Literal[True] = True
+) -> RefreshStats: ...
+
+
+@overload
+def refresh_snapshot(
+    *, full: bool = False, directory: Path | None = None, wait: bool
+) -> RefreshStats | None: ...
+
+
+def refresh_snapshot(
+    *, full: bool = False, directory: Path | None = None, wait: bool = True
+) -> RefreshStats | None:
     """Bring the snapshot up to date with the database: only what changed since the last
-    refresh, or everything with `full` (or when there is no snapshot yet)."""
+    refresh, or everything with `full` (or when there is no snapshot yet). With `wait=False`,
+    None at once when another process is refreshing it (it will be as fresh when it is done)."""
     directory = directory or snapshot_dir()
     started = time.perf_counter()
-    with _locked(directory):
-        state = None if full else read_state(directory)
-        if state is None:
-            state, changed, deleted = _rebuild(directory, state_before=read_state(directory))
-            compacted, is_full = False, True
-        else:
-            changed, deleted = _apply_changes(directory, state)
-            compacted = _maybe_compact(directory, state)
-            is_full = False
+    try:
+        with _locked(directory, wait=wait):
+            state = None if full else read_state(directory)
+            if state is None:
+                state, changed, deleted = _rebuild(directory, state_before=read_state(directory))
+                compacted, is_full = False, True
+            else:
+                changed, deleted = _apply_changes(directory, state)
+                compacted = _maybe_compact(directory, state)
+                is_full = False
+    except Busy:
+        return None
     seconds = time.perf_counter() - started
     return RefreshStats(
         state["version"], changed, deleted, is_full, compacted, seconds, state["files"]
     )
+
+
+def ensure_snapshot(directory: Path | None = None) -> None:
+    """Build the snapshot if there is none yet (whoever comes first builds it; the others
+    wait for it, once)."""
+    directory = directory or snapshot_dir()
+    if read_state(directory) is not None:
+        return
+    with _locked(directory):
+        if read_state(directory) is None:
+            _rebuild(directory, state_before=None)
 
 
 def _rebuild(
@@ -370,6 +435,7 @@ def _rebuild(
     """Every example again, into a new base file, streamed a chunk at a time."""
     version = (state_before or {}).get("version", 0) + 1
     name = f"base-{version}.parquet"
+    reading = timezone.now()
     tmp = directory / f".{name}.{os.getpid()}.tmp"
     ids = list(TrainingExample.objects.order_by("pk").values_list("pk", flat=True))
     with pq.ParquetWriter(tmp, SCHEMA, compression="zstd") as writer:
@@ -379,6 +445,7 @@ def _rebuild(
     watermark = TrainingExample.objects.aggregate(m=Max("updated_at"))["m"]
     old = (state_before or {}).get("files", []) + (state_before or {}).get("retired", [])
     state = _new_state(version, [name], watermark, count=len(ids), retired=old)
+    state["as_of"] = reading.isoformat()
     _write_state(directory, state)
     return state, len(ids), 0
 
@@ -394,58 +461,86 @@ def _new_state(
         "watermark": watermark.isoformat() if watermark else None,
         "count": count,
         "delta_rows": 0,
+        "as_of": None,
     }
 
 
 def _apply_changes(directory: Path, state: dict[str, Any]) -> tuple[int, int]:
     """Write one delta file with the rows that changed; returns (changed, deleted).
 
-    Nothing changed costs two queries (a count, and the rows in the window before the
-    watermark, read through an index on `updated_at` when the database has one)."""
+    Nothing changed costs two small queries (a count, and the keys in the window before the
+    watermark, read from the index on (updated_at, id)) and one DuckDB join of those keys."""
+    reading = timezone.now()
     db_count = TrainingExample.objects.count()
-    recent = TrainingExample.objects.all()
-    if state["watermark"]:
-        since = datetime.fromisoformat(state["watermark"]) - LAG
-        recent = recent.filter(updated_at__gte=since)
-    fresh = _cheap_rows(recent)
-    if db_count == state["count"] and _seen(fresh, state):
-        return 0, 0
+    keys = _window_keys(state)
     files = [directory / f for f in state["files"]]
-    version = state["version"] + 1
     con = duckdb.connect()
-    changed_ids = _changed(con, files, fresh)
+    unseen = _unseen(con, files, keys)
+    changed_ids: list[int] = []
     deleted: list[int] = []
-    if state["count"] + _count_new(con, files, changed_ids) != db_count:
-        missing, deleted = _reconcile(con, files, changed_ids)
-        changed_ids += missing
+    if unseen or db_count != state["count"]:
+        version = state["version"] + 1
+        fresh = _cheap_rows_of(unseen)
+        changed_ids = _changed(con, files, fresh)
+        missing: list[int] = []
+        if state["count"] + _count_new(con, files, changed_ids) != db_count:
+            missing, deleted = _reconcile(con, files, changed_ids)
+        if changed_ids or missing or deleted:
+            changed = fresh.filter(pc.is_in(fresh.column("id"), pa.array(changed_ids, pa.int64())))
+            parts = [*_full_rows_of(changed, version), *_rows_for(missing, version)]
+            parts.append(_tombstones(deleted, version))
+            changed_ids += missing
+            name = f"delta-{version}.parquet"
+            _write_parquet(pa.concat_tables(parts), directory / name)
+            state.update(version=version, files=state["files"] + [name])
+            state["delta_rows"] += len(changed_ids) + len(deleted)
     con.close()
-    if changed_ids or deleted:
-        parts = [*_rows_for(changed_ids, version), _tombstones(deleted, version)]
-        name = f"delta-{version}.parquet"
-        _write_parquet(pa.concat_tables(parts), directory / name)
-        state.update(version=version, files=state["files"] + [name])
-        state["delta_rows"] += len(changed_ids) + len(deleted)
-    state.update(watermark=_watermark(fresh, state), count=db_count, seen=_fingerprint(fresh))
+    state.update(watermark=_watermark(keys, state), count=db_count, as_of=reading.isoformat())
     _write_state(directory, state)
     return len(changed_ids), len(deleted)
 
 
-def _fingerprint(fresh: pa.Table) -> str:
-    """The window's rows as last read: unchanged, they need no comparison with the snapshot."""
-    digest = hashlib.sha256()
-    for batch in fresh.to_batches():
-        digest.update(str(batch.to_pydict()).encode())
-    return digest.hexdigest()
+def _window_keys(state: dict[str, Any]) -> pa.Table:
+    """(id, updated_at) of every example changed in the window before the watermark."""
+    rows = TrainingExample.objects.order_by()
+    if state["watermark"]:
+        since = datetime.fromisoformat(state["watermark"]) - LAG
+        rows = rows.filter(updated_at__gte=since)
+    found = list(rows.values_list("id", "updated_at"))
+    return pa.table(
+        {
+            "id": pa.array([row[0] for row in found], pa.int64()),
+            "updated_at": pa.array([row[1] for row in found], CHEAP[1][1]),
+        }
+    )
 
 
-def _seen(fresh: pa.Table, state: dict[str, Any]) -> bool:
-    return fresh.num_rows == 0 or state.get("seen") == _fingerprint(fresh)
+def _unseen(con: duckdb.DuckDBPyConnection, files: list[Path], keys: pa.Table) -> list[int]:
+    """Ids whose key is not in the snapshot: new rows, and rows changed since it was taken."""
+    if keys.num_rows == 0:
+        return []
+    con.register("window_keys", keys)
+    # A constant, so that DuckDB skips the base's row groups that hold only older rows.
+    since = f"'{min(keys.column('updated_at').to_pylist()).isoformat()}'::TIMESTAMPTZ"
+    sql = (
+        f"WITH e AS ({examples_sql(files)}) SELECT k.id FROM window_keys k ANTI JOIN "
+        f"(SELECT id, updated_at FROM e WHERE updated_at >= {since}) s "
+        "ON s.id = k.id AND s.updated_at = k.updated_at ORDER BY k.id"
+    )
+    ids = [row[0] for row in con.execute(sql).fetchall()]
+    con.unregister("window_keys")
+    return ids
 
 
-def _watermark(fresh: pa.Table, state: dict[str, Any]) -> str | None:
-    if fresh.num_rows == 0:
+def _cheap_rows_of(ids: list[int]) -> pa.Table:
+    tables = [_cheap_rows(TrainingExample.objects.filter(pk__in=c)) for c in _in_chunks(ids)]
+    return pa.concat_tables(tables) if tables else _cheap_rows(TrainingExample.objects.none())
+
+
+def _watermark(keys: pa.Table, state: dict[str, Any]) -> str | None:
+    if keys.num_rows == 0:
         return state["watermark"]
-    newest: datetime = max(fresh.column("updated_at").to_pylist())
+    newest: datetime = max(keys.column("updated_at").to_pylist())
     if state["watermark"]:
         newest = max(newest, datetime.fromisoformat(state["watermark"]))
     return newest.isoformat()

@@ -2,6 +2,11 @@
 table per breakdown, a refresh, the HTML report and the CSV zip for the same filters; and
 plotly.js itself, served from the plotly package.
 
+The page, the report and the CSV answer from the analytics snapshot as it is and say how old it
+is; an old snapshot is refreshed in the background (`exports.analytics.freshness`), so that no
+request waits for a refresh. "Refresh" (`?refresh=1`) refreshes in the request, unless a
+refresh is already under way.
+
 plotly.js is served by a view rather than copied into static/ by a staticfiles finder: the file
 stays the one the installed package ships (an upgrade needs no collectstatic), its URL carries
 the file's digest so browsers keep it for a year, and it goes out gzipped (4.8 MB -> 1.4 MB).
@@ -24,6 +29,7 @@ from collection.views.examples import MORE_FILTERS, filter_choices
 from exports.analytics import reports
 from exports.analytics.charts import chart_views, plotly_bundle
 from exports.analytics.engine import get_analytics
+from exports.analytics.freshness import Freshness, keep_fresh, refresh_now
 from trainingdash.http import HtmxHttpRequest
 
 # Query parameters that are not filters: the Refresh link's, and the list's paging.
@@ -35,10 +41,10 @@ YEAR = 365 * 24 * 3600
 def index(request: HtmxHttpRequest) -> HttpResponse:
     query = _filter_query(request.GET)
     filters, error = _parse(query)
-    # Each load brings the snapshot up to date first (incremental: two small queries when
-    # nothing changed), so "Refresh" is a reload and the page, report and CSV always agree.
-    analytics = get_analytics(filters)
+    freshness = refresh_now() if request.GET.get("refresh") else keep_fresh()
+    analytics = get_analytics(filters, refresh=False)
     context = filter_choices() | {
+        "freshness": _as_read(freshness, analytics.as_of),
         "filters": filters,
         "query": query.urlencode(),
         "error": error,
@@ -55,7 +61,8 @@ def report_html(request: HtmxHttpRequest) -> HttpResponse:
     filters, error = _parse(_filter_query(request.GET))
     if error:  # never a report of everything for a filter that was mistyped
         return HttpResponseBadRequest(f"Bad filters: {error}", content_type="text/plain")
-    html = reports.render_html(get_analytics(filters), filters)
+    keep_fresh()
+    html = reports.render_html(get_analytics(filters, refresh=False), filters)
     return _attachment(html.encode(), "text/html; charset=utf-8", "analytics.html")
 
 
@@ -64,7 +71,8 @@ def report_zip(request: HtmxHttpRequest) -> HttpResponse:
     filters, error = _parse(_filter_query(request.GET))
     if error:
         return HttpResponseBadRequest(f"Bad filters: {error}", content_type="text/plain")
-    data = reports.csv_zip(get_analytics(filters), filters)
+    keep_fresh()
+    data = reports.csv_zip(get_analytics(filters, refresh=False), filters)
     return _attachment(data, "application/zip", "analytics-csv.zip")
 
 
@@ -102,6 +110,12 @@ def _attachment(body: bytes, content_type: str, name: str) -> HttpResponse:
     response = HttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
+
+
+def _as_read(freshness: Freshness, as_of: Any) -> Freshness:
+    """The freshness of the state the figures were read from (a refresh may have ended in
+    between)."""
+    return Freshness(as_of, freshness.refreshing, freshness.now)
 
 
 def _filter_query(params: QueryDict) -> QueryDict:
