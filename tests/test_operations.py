@@ -74,7 +74,7 @@ def running(data: Path, port: int = 0) -> Iterator[tuple[subprocess.Popen[str], 
     proc = subprocess.Popen(
         [sys.executable, "-m", "trainingdash", "run", "--no-demo", "--worker-threads", "1"],
         cwd=ROOT,
-        env=fresh_env(data, PORT=str(port)),
+        env=fresh_env(data, PORT=str(port), HOME=str(data.parent / "home")),
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
@@ -117,6 +117,9 @@ def test_a_second_run_on_the_same_data_folder_is_refused_and_the_first_keeps_ser
         assert report["workers"]["live"] == 1
     assert first.returncode == 0
     assert redis_servers_in(data) == []  # stopping the server stopped its Redis
+    # Nothing of it lives outside its data folder: no per-user gunicorn control socket, which a
+    # run on another data folder would take over.
+    assert not (tmp_path / "home" / ".gunicorn").exists()
     # A run that ended leaves the folder to the next one.
     with running(data):
         pass

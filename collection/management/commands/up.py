@@ -171,6 +171,9 @@ class Command(BaseCommand):
             "2",
             "--access-logfile",
             "-",
+            # Its control socket would be ~/.gunicorn/gunicorn.ctl, one per user: a second run
+            # (another data folder) would take it over, and nothing here uses it.
+            "--no-control-socket",
         ]
         return _child(cmd)
 
