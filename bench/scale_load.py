@@ -404,6 +404,8 @@ def report(args: argparse.Namespace, data: Path) -> None:
         Row("review queue", "/review/"),
         Row("analytics", "/analytics/"),
     ]
+    if args.pages:
+        rows = [row for row in rows if row.name in args.pages]
     started = time.perf_counter()
     for row in rows:  # the final URL (the queue may redirect), its statements, a warm cache
         response, url = resolve(client, row.url)
@@ -435,7 +437,8 @@ def report(args: argparse.Namespace, data: Path) -> None:
                 file=sys.stderr,
                 flush=True,
             )
-        rows.append(export_row(args))
+        if not args.pages or "export" in args.pages:
+            rows.append(export_row(args))
         load = os.getloadavg()[0]
     finally:
         stop(write)
@@ -620,6 +623,13 @@ def main() -> None:
     parser.add_argument("--reuse", metavar="NAME", help="measure a database a --keep run filled")
     parser.add_argument(
         "--grow-to", type=int, default=0, help="with --reuse: copy examples in SQL up to this many"
+    )
+    parser.add_argument(
+        "--pages",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=[],
+        help='only these rows, comma-separated: "list", "list filtered", "review queue", '
+        '"analytics", "export" (all without)',
     )
     parser.add_argument("--writer", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

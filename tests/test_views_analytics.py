@@ -252,8 +252,16 @@ def test_an_old_snapshot_is_refreshed_in_the_background_while_the_page_answers(
         assert old.context["summary"]["total_examples"] == 5
         assert "refreshing in the background" in old.content.decode()
         freshness.wait_for_refreshes(60)
+        # A new snapshot version: the older figures at once, with their own date, while the
+        # new version's are computed in the background.
+        stale = page(client)
+        assert stale.context["summary"]["total_examples"] == 5
+        assert stale.context["freshness"].as_of == old.context["freshness"].as_of
+        assert "refreshing in the background" in stale.content.decode()
+        freshness.wait_for_refreshes(60)
         refreshed = page(client)
     assert refreshed.context["summary"]["total_examples"] == 6
+    assert refreshed.context["freshness"].as_of > old.context["freshness"].as_of
     assert not refreshed.context["freshness"].refreshing
 
 
@@ -279,3 +287,41 @@ def test_no_load_waits_for_another_processs_refresh(client, viewer, settings, tm
     assert response.context["summary"]["total_examples"] == 5
     assert "refreshing in the background" in response.content.decode()
     assert page(client, **params).context["summary"]["total_examples"] == 6  # lock released
+
+
+@pytest.fixture
+def computations(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The filters of every analytics computation the result cache runs."""
+    from exports.analytics import cache
+
+    seen: list[Any] = []
+    real = cache.compute
+
+    def counted(filters: Any, *args: Any) -> Any:
+        seen.append(filters.model_dump(exclude_defaults=True))
+        return real(filters, *args)
+
+    monkeypatch.setattr(cache, "compute", counted)
+    return seen
+
+
+def test_the_page_and_its_downloads_compute_once_per_version_and_filters(
+    client, viewer, settings, tmp_path, computations
+):
+    settings.DATA_DIR = tmp_path
+    make_world()
+    client.force_login(viewer)
+    assert page(client).context["summary"]["total_examples"] == 5
+    assert page(client).context["summary"]["total_examples"] == 5
+    filtered = page(client, category="testing")
+    assert filtered.context["summary"]["total_examples"] == 2
+    assert computations == [{}, {"category": "testing"}]
+    report = client.get(reverse("analytics-report-zip"), {"category": "testing"})
+    summary = zipfile.ZipFile(io.BytesIO(report.content)).read("summary.csv").decode()
+    assert "total_examples,2" in summary
+    client.get(reverse("analytics-report-html"))
+    assert computations == [{}, {"category": "testing"}]  # the downloads read the same results
+    make_example(make_execution(make_task(name="d")), quality_score=0.95)
+    # A small snapshot is refreshed by the load, and its new figures computed in it.
+    assert page(client).context["summary"]["total_examples"] == 6
+    assert computations == [{}, {"category": "testing"}, {}]

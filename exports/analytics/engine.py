@@ -11,7 +11,9 @@ Every page, report and API asks this one function, so their figures agree. Fresh
 `refresh=True` (the default, for scripts and commands) the snapshot is brought up to date
 incrementally first (`snapshot.refresh_snapshot`; two small queries when nothing changed).
 Pages pass `refresh=False` and keep the snapshot fresh in the background instead
-(`exports.analytics.freshness`), saying how old their figures are (`as_of`).
+(`exports.analytics.freshness`), saying how old their figures are (`as_of`), and ask the
+result cache (`exports.analytics.cache`): one computation per snapshot version and filters,
+shared by every web process.
 
 Filters are the examples list's (`collection.queries.ExampleFilters`), applied in DuckDB over
 the snapshot's columns, tool filters included (each row carries its tool counts). Only the
@@ -46,7 +48,7 @@ from exports.analytics.snapshot import (
     snapshot_dir,
 )
 
-__all__ = ["Analytics", "RefreshStats", "Table", "get_analytics", "refresh_snapshot"]
+__all__ = ["Analytics", "RefreshStats", "Table", "compute", "get_analytics", "refresh_snapshot"]
 
 QUALITY_BUCKETS = 20
 # Upper bounds (tokens) of the conversation length buckets, and the context limits they meet.
@@ -78,6 +80,8 @@ class Analytics:
     tables: dict[str, Table] = field(default_factory=dict)
     filters: ExampleFilters = field(default_factory=ExampleFilters)
     as_of: datetime | None = None  # when the snapshot's data was read (None: no snapshot)
+    version: int | None = None  # the snapshot version the figures come from
+    stale: bool = False  # from the result cache: an older version's, the current one coming
 
 
 def get_analytics(
@@ -90,11 +94,17 @@ def get_analytics(
     directory = directory or snapshot_dir()
     if refresh:
         refresh_snapshot(directory=directory)
-    filters = filters or ExampleFilters()
-    state = read_state(directory)  # once: the files and their date agree
+    return compute(filters or ExampleFilters(), directory, read_state(directory))
+
+
+def compute(filters: ExampleFilters, directory: Path, state: dict[str, Any] | None) -> Analytics:
+    """The figures of the snapshot in `state` (read once: its files, version and date agree).
+    Pages ask `exports.analytics.cache.cached_analytics`, which computes once per version."""
     with _Query(files_of(directory, state), filters) as query:
         tables = [builder(query) for builder in TABLES]
-        return Analytics(query.summary(), {t.name: t for t in tables}, filters, as_of(state))
+        version = state["version"] if state else None
+        tables_by_name = {t.name: t for t in tables}
+        return Analytics(query.summary(), tables_by_name, filters, as_of(state), version)
 
 
 # --- running queries over the selected examples --------------------------------------------

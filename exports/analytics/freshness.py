@@ -30,6 +30,7 @@ from pathlib import Path
 from django.db import connection
 from django.utils import timezone
 
+from exports.analytics import cache  # first: it imports pandas (see there)
 from exports.analytics.snapshot import (
     ensure_snapshot,
     read_state,
@@ -56,6 +57,9 @@ class Freshness:
     as_of: datetime | None  # when the snapshot's data was read (None: never refreshed)
     refreshing: bool = False  # a refresh is under way: a reload will show newer figures
     now: datetime | None = None
+    # The figures are worth waiting for (a small snapshot, or the user asked for a refresh):
+    # the result cache computes them in the request rather than serving older ones.
+    wait: bool = False
 
     @property
     def age(self) -> str:
@@ -76,7 +80,7 @@ def keep_fresh(directory: Path | None = None) -> Freshness:
     state = read_state(directory)
     if state and state["count"] < INLINE_BELOW and not is_refreshing(directory):
         refreshed = refresh_snapshot(directory=directory, wait=False) is not None
-        return Freshness(snapshot_as_of(directory), not refreshed, timezone.now())
+        return Freshness(snapshot_as_of(directory), not refreshed, timezone.now(), wait=True)
     now = timezone.now()
     as_of = snapshot_as_of(directory)
     refreshing = is_refreshing(directory)
@@ -91,7 +95,7 @@ def refresh_now(directory: Path | None = None) -> Freshness:
     directory = directory or snapshot_dir()
     ensure_snapshot(directory)
     busy = is_refreshing(directory) or refresh_snapshot(directory=directory, wait=False) is None
-    return Freshness(snapshot_as_of(directory), busy, timezone.now())
+    return Freshness(snapshot_as_of(directory), busy, timezone.now(), wait=True)
 
 
 def start_refresh(directory: Path) -> bool:
@@ -113,11 +117,13 @@ def is_refreshing(directory: Path) -> bool:
 
 
 def wait_for_refreshes(timeout: float | None = None) -> None:
-    """Join this process's background refreshes (tests, and a clean shutdown)."""
+    """Join this process's background refreshes, and the result cache's computations (tests,
+    and a clean shutdown)."""
     with _guard:
         threads = list(_running.values())
     for thread in threads:
         thread.join(timeout)
+    cache.wait_for_computations(timeout)
 
 
 def _refresh(directory: Path) -> None:

@@ -4,9 +4,10 @@
     export_analytics("analytics", format="csv", filters={"category": "debugging"})
     # -> analytics/ with summary.csv, over_time.csv, by_category_difficulty.csv, ...
 
-The numbers are the engine's (`exports.analytics.engine.get_analytics`), the same the page
-shows. The HTML report inlines plotly.js, the page's script and every figure's JSON: opened
-from file:// it needs no server and no network.
+The numbers are the engine's (`exports.analytics.engine`), through the result cache the page
+reads too (`exports.analytics.cache`): the same figures, computed once per snapshot version.
+The HTML report inlines plotly.js, the page's script and every figure's JSON: opened from
+file:// it needs no server and no network.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ def export_analytics(
     (csv) the folder holding the CSV files."""
     if format not in FORMATS:
         raise ExportError(f"unknown analytics format {format!r}; choose one of {FORMATS}")
-    from exports.analytics.engine import get_analytics
+    from exports.analytics.cache import cached_analytics
+    from exports.analytics.snapshot import refresh_snapshot
 
     chosen = _filters(filters)
-    analytics = get_analytics(chosen)
+    refresh_snapshot()  # up to date first, then the figures of that version (computed once)
+    analytics = cached_analytics(chosen, wait=True)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if format == "html":

@@ -5,7 +5,10 @@ plotly.js itself, served from the plotly package.
 The page, the report and the CSV answer from the analytics snapshot as it is and say how old it
 is; an old snapshot is refreshed in the background (`exports.analytics.freshness`), so that no
 request waits for a refresh. "Refresh" (`?refresh=1`) refreshes in the request, unless a
-refresh is already under way.
+refresh is already under way. Their figures come from the result cache
+(`exports.analytics.cache`): computed once per snapshot version and filters for every web
+process; over a big snapshot an older version's figures are served (with their own date)
+while the current ones are computed in the background.
 
 plotly.js is served by a view rather than copied into static/ by a staticfiles finder: the file
 stays the one the installed package ships (an upgrade needs no collectstatic), its URL carries
@@ -27,8 +30,9 @@ from pydantic import ValidationError
 from collection.queries import ExampleFilters, describe
 from collection.views.examples import MORE_FILTERS, filter_choices
 from exports.analytics import reports
+from exports.analytics.cache import cached_analytics
 from exports.analytics.charts import chart_views, plotly_bundle
-from exports.analytics.engine import get_analytics
+from exports.analytics.engine import Analytics
 from exports.analytics.freshness import Freshness, keep_fresh, refresh_now
 from trainingdash.http import HtmxHttpRequest
 
@@ -42,9 +46,9 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
     query = _filter_query(request.GET)
     filters, error = _parse(query)
     freshness = refresh_now() if request.GET.get("refresh") else keep_fresh()
-    analytics = get_analytics(filters, refresh=False)
+    analytics = cached_analytics(filters, wait=freshness.wait)
     context = filter_choices() | {
-        "freshness": _as_read(freshness, analytics.as_of),
+        "freshness": _as_read(freshness, analytics),
         "filters": filters,
         "query": query.urlencode(),
         "error": error,
@@ -61,8 +65,8 @@ def report_html(request: HtmxHttpRequest) -> HttpResponse:
     filters, error = _parse(_filter_query(request.GET))
     if error:  # never a report of everything for a filter that was mistyped
         return HttpResponseBadRequest(f"Bad filters: {error}", content_type="text/plain")
-    keep_fresh()
-    html = reports.render_html(get_analytics(filters, refresh=False), filters)
+    freshness = keep_fresh()
+    html = reports.render_html(cached_analytics(filters, wait=freshness.wait), filters)
     return _attachment(html.encode(), "text/html; charset=utf-8", "analytics.html")
 
 
@@ -71,8 +75,8 @@ def report_zip(request: HtmxHttpRequest) -> HttpResponse:
     filters, error = _parse(_filter_query(request.GET))
     if error:
         return HttpResponseBadRequest(f"Bad filters: {error}", content_type="text/plain")
-    keep_fresh()
-    data = reports.csv_zip(get_analytics(filters, refresh=False), filters)
+    freshness = keep_fresh()
+    data = reports.csv_zip(cached_analytics(filters, wait=freshness.wait), filters)
     return _attachment(data, "application/zip", "analytics-csv.zip")
 
 
@@ -112,10 +116,11 @@ def _attachment(body: bytes, content_type: str, name: str) -> HttpResponse:
     return response
 
 
-def _as_read(freshness: Freshness, as_of: Any) -> Freshness:
+def _as_read(freshness: Freshness, analytics: Analytics) -> Freshness:
     """The freshness of the state the figures were read from (a refresh may have ended in
-    between)."""
-    return Freshness(as_of, freshness.refreshing, freshness.now)
+    between; an older cached result is served while the current one is computed)."""
+    refreshing = freshness.refreshing or analytics.stale
+    return Freshness(analytics.as_of, refreshing, freshness.now)
 
 
 def _filter_query(params: QueryDict) -> QueryDict:
