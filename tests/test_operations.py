@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -282,6 +283,33 @@ def test_generate_stops_the_embedded_redis_it_started(tmp_path):
         assert "1 examples" in done.stdout
         assert (data / "redis").is_dir()  # it did run on the embedded Redis
         assert redis_servers_in(data) == [], "generate left its Redis server running"
+
+
+def test_a_script_on_the_embedded_redis_killed_with_sigterm_stops_it(tmp_path):
+    """`timeout`, a service manager or `kill` end a script with SIGTERM: its exit hooks still run,
+    so the embedded Redis it started does not outlive it."""
+    data = tmp_path / "data"
+    script = (
+        "import django, sys, time; django.setup()\n"
+        "from trainingdash.broker import setup_broker\n"
+        "setup_broker().client.ping()\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    env = fresh_env(data, SECRET_KEY=secrets.token_urlsafe(50))
+    env["DJANGO_SETTINGS_MODULE"] = "trainingdash.settings"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        assert len(redis_servers_in(data)) == 1
+        proc.terminate()
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert redis_servers_in(data) == [], "the killed script left its Redis server running"
 
 
 def test_no_command_is_no_server_but_the_usage(tmp_path):

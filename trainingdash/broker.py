@@ -10,6 +10,7 @@ import fcntl
 import logging
 import os
 import shutil
+import signal
 import socket
 import threading
 from contextlib import suppress
@@ -96,9 +97,24 @@ def embedded_redis(db_path: Path) -> Any:
         atexit.unregister(client._cleanup)
         atexit.unregister(stop_embedded_redis)
         atexit.register(stop_embedded_redis)
+        _exit_hooks_on_sigterm()
         _embedded, _embedded_users = client, users
         log.info("embedded Redis on %s", client.socket_file)
     return _embedded
+
+
+def _exit_hooks_on_sigterm() -> None:
+    """A SIGTERM ends a Python process without its exit hooks, so a command or script killed
+    that way (`timeout`, a service manager) left its embedded server running: as SystemExit it
+    runs them. Only where nobody handles SIGTERM (Dramatiq and gunicorn install their own)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def stop_embedded_redis() -> None:
