@@ -26,7 +26,8 @@ from collection.task_templates import (
     resolve_spec,
 )
 from collection.task_templates.authoring import edit_steps
-from collection.task_templates.store import fetch, store_template, stored_template
+from collection.task_templates.library import stored_template
+from collection.task_templates.store import fetch, store_template
 
 # SQLite pass only: templates, verifiers and scripts are the same on any database.
 pytestmark = pytest.mark.backend_independent

@@ -30,7 +30,7 @@ import tempfile
 import types
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +54,7 @@ from .manifest import (
     Variation,
     errors_from,
 )
+from .store import fetch, stored_entries, stored_name
 from .validation import problems, verifier_warnings
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
@@ -434,6 +435,29 @@ def scan(
     return templates, errors
 
 
+def stored_templates() -> tuple[list[TaskTemplate], list[TemplateError]]:
+    """Every template uploaded to the shared store, from this machine's cache (fetched when
+    missing); one that can't be fetched or loaded is an error, as a malformed folder is."""
+    entries, errors = stored_entries()
+    templates: list[TaskTemplate] = []
+    for name, digest in entries:
+        try:
+            templates.append(stored_template(name, digest))
+        except TemplateError as exc:
+            errors.append(exc)
+    return templates, errors
+
+
+def stored_template(name: str, digest: str) -> TaskTemplate:
+    """The stored template `name` with `digest`, loaded from this machine's cache."""
+    found, errors = scan(fetch(name, digest))
+    if errors:
+        raise errors[0]
+    if [t.name for t in found] != [name]:
+        raise TemplateError(f"the stored template {stored_name(name, digest)} is not {name!r}")
+    return replace(found[0], digest=digest)
+
+
 def _subfolders(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
@@ -498,8 +522,6 @@ class TaskTemplateLibrary:
             templates += found
             errors += bad
         if extra_dirs is None if include_stored is None else include_stored:
-            from .store import stored_templates  # it builds on this module
-
             found, bad = stored_templates()
             templates += found
             errors += bad

@@ -25,6 +25,7 @@ from .library import (
     expand_script,
     load_template,
     settings_dirs,
+    stored_template,
 )
 from .manifest import TemplateError
 
@@ -33,8 +34,6 @@ def find_template(ref: TemplateRef) -> TaskTemplate:
     """The template `ref` names, on this machine; `TemplateError` when it has none. Only its
     folder is read (not the whole library): this runs before every session."""
     if ref.digest:
-        from .store import stored_template
-
         return stored_template(ref.name, ref.digest)
     roots = [BUILTIN_DIR] if ref.builtin else settings_dirs()
     for root in roots:  # in the library's order: the first folder of that name wins

@@ -1,8 +1,10 @@
 """Uploaded task templates in the shared `templates` store, and this machine's cache of them.
 
     digest = store_template(template)        # a validated template -> "<name>.<sha256>.zip"
-    found, errors = stored_templates()        # every stored one, fetched into the cache first
-    template = stored_template("fix_it", digest)
+    entries, errors = stored_entries()        # (name, digest) of every stored one
+    folder = fetch("fix_it", digest)          # this machine's copy, fetched when missing
+
+Files only: the library (`library.stored_template`) loads templates from the fetched folders.
 
 The store holds one zip per template, named by the template and the sha256 of the zip's bytes
 (the zip is built deterministically, so the same files give the same digest). Every process, web
@@ -20,8 +22,8 @@ import os
 import re
 import tempfile
 import zipfile
-from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -29,7 +31,6 @@ from django.core.files.storage import Storage, storages
 
 from collection.archives import ArchiveError, safe_extract
 
-from .library import TaskTemplate, scan
 from .manifest import TemplateError
 
 MAX_UNPACKED_BYTES = 20 * 1024 * 1024
@@ -38,6 +39,19 @@ STORED_NAME = re.compile(r"(?P<name>[a-z][a-z0-9_]*)\.(?P<digest>[0-9a-f]{64})\.
 # Zip entries carry this timestamp: the same files always make the same bytes.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 SKIPPED = ("__pycache__",)
+
+
+class TemplateFiles(Protocol):
+    """What storing needs of a template (a `library.TaskTemplate`)."""
+
+    @property
+    def root(self) -> Path: ...
+
+    @property
+    def category(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
 
 
 def template_storage() -> Storage:
@@ -53,7 +67,7 @@ def stored_name(name: str, digest: str) -> str:
     return f"{name}.{digest}.zip"
 
 
-def archive(template: TaskTemplate) -> bytes:
+def archive(template: TemplateFiles) -> bytes:
     """The template's files as a zip of <category>/<name>/..., byte-identical for equal files."""
     buffer = io.BytesIO()
     prefix = f"{template.category}/{template.name}"
@@ -72,7 +86,7 @@ def archive(template: TaskTemplate) -> bytes:
     return buffer.getvalue()
 
 
-def store_template(template: TaskTemplate) -> str:
+def store_template(template: TemplateFiles) -> str:
     """Save a validated template to the store (once: the same files are the same name);
     returns its digest."""
     data = archive(template)
@@ -86,34 +100,17 @@ def store_template(template: TaskTemplate) -> str:
     return digest
 
 
-def stored_templates() -> tuple[list[TaskTemplate], list[TemplateError]]:
-    """Every template in the store, from this machine's cache (fetched when missing); one that
-    can't be fetched or loaded is an error, as a malformed template folder is."""
+def stored_entries() -> tuple[list[tuple[str, str]], list[TemplateError]]:
+    """(name, digest) of every template in the store; a store that can't be listed is an
+    error, as a malformed template folder is."""
     try:
         names = template_storage().listdir("")[1]
     except FileNotFoundError:  # a folder store nothing was uploaded to yet
         return [], []
     except (OSError, NotImplementedError) as exc:
         return [], [TemplateError(f"the template store could not be listed: {exc}")]
-    templates: list[TaskTemplate] = []
-    errors: list[TemplateError] = []
-    for file_name in sorted(names):
-        if match := STORED_NAME.fullmatch(file_name):
-            try:
-                templates.append(stored_template(match["name"], match["digest"]))
-            except TemplateError as exc:
-                errors.append(exc)
-    return templates, errors
-
-
-def stored_template(name: str, digest: str) -> TaskTemplate:
-    """The stored template `name` with `digest`, loaded from this machine's cache."""
-    found, errors = scan(fetch(name, digest))
-    if errors:
-        raise errors[0]
-    if [t.name for t in found] != [name]:
-        raise TemplateError(f"the stored template {stored_name(name, digest)} is not {name!r}")
-    return replace(found[0], digest=digest)
+    found = [STORED_NAME.fullmatch(file_name) for file_name in sorted(names)]
+    return [(match["name"], match["digest"]) for match in found if match], []
 
 
 def fetch(name: str, digest: str) -> Path:

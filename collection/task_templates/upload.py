@@ -14,9 +14,9 @@ from typing import IO
 
 from collection.archives import ArchiveError, safe_extract
 
-from .library import MANIFEST, TaskTemplate, TaskTemplateLibrary, load_template
+from .library import MANIFEST, TaskTemplate, TaskTemplateLibrary, load_template, stored_template
 from .manifest import TemplateError
-from .store import MAX_FILES, MAX_UNPACKED_BYTES, store_template, stored_template
+from .store import MAX_FILES, MAX_UNPACKED_BYTES, store_template
 
 
 def install_template_archive(archive: IO[bytes]) -> TaskTemplate:
