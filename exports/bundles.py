@@ -44,9 +44,6 @@ from exports.huggingface import DatasetExport, export_dataset
 from exports.options import ExportOptions
 from exports.pipeline import ExportResult, run_export
 
-# Re-exported from its first home: settings may still name exports.bundles.DataFolderStorage.
-from trainingdash.storage import DataFolderStorage as DataFolderStorage
-
 SCHEMA_VERSION = 1
 HUGGINGFACE = "huggingface"
 # Zip entries carry this timestamp (the earliest a zip can hold): no build time in the bytes.
